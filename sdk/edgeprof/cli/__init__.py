@@ -1,0 +1,36 @@
+"""The ``edgeprof`` command line: a thin layer over the Python API, one command a file."""
+
+from __future__ import annotations
+
+import click
+
+from .._version import __version__
+from ._common import Group
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, "-V", "--version", prog_name="edgeprof")
+def cli() -> None:
+    """edgeprof: compress Keras models, export LiteRT models and profile them on real boards.
+
+    \b
+    First run:
+      edgeprof demo                         # train, compress and profile a digits CNN on this machine
+      edgeprof compress model.keras -o out --data data.npz --prune 0.8 --quantize int8
+      edgeprof profile out/model.tflite     # on the built-in 'local' target
+      edgeprof results list
+    """
+
+
+def _register() -> None:
+    from . import compress, demo, profile, results
+
+    for module in (compress, profile, results, demo):
+        cli.add_command(module.command)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="edgeprof")

@@ -1,0 +1,256 @@
+"""``compress()``: model → steps → TFLite → manifest, each step timed and measured."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import _table, _tf, metrics
+from .._version import __version__
+from ..data import Dataset, load_data
+from ..errors import CompressionError, DataError
+from ..modelfile import ModelFile, gzip_size, sha256_bytes
+from . import analysis, cluster, evaluate, export, models, prune
+from . import quantize as quantize_step
+from .recipe import ClusterStep, PruneStep, QuantizeStep, Recipe, Step
+
+Progress = Callable[[str], None]
+
+# kind -> apply(model, step, data, seed=...) -> (model, effect). Steps defined in their own modules add themselves.
+STEP_FUNCTIONS: dict[str, Callable[..., tuple[Any, dict[str, Any]]]] = {
+    PruneStep.kind: prune.apply,
+    ClusterStep.kind: cluster.apply,
+}
+
+
+@dataclass
+class CompressionResult:
+    """What ``compress`` wrote and measured."""
+
+    out_dir: Path
+    manifest: dict[str, Any]
+    id: int | None = None
+
+    @property
+    def tflite_path(self) -> Path:
+        return self.out_dir / "model.tflite"
+
+    @property
+    def model_file(self) -> ModelFile:
+        t = self.manifest["tflite"]
+        return ModelFile(str(self.tflite_path), self.tflite_path.name, t["sha256"], t["size_bytes"], t["gzip_bytes"])
+
+    def summary(self) -> str:
+        m = self.manifest
+        sizes = m["sizes"]
+        src, out = m["source"]["metrics"], m["tflite"]["metrics"]
+        lines = [f"recipe: {m['recipe_text']}   ({m['seconds_total']:.1f} s)", ""]
+        lines.append(
+            _table.table(
+                ["step", "seconds", "effect"],
+                [[s["step"], f"{s['seconds']:.1f}", s["effect_text"]] for s in m["steps"]],
+                align="lrl",
+            )
+        )
+        lines.append("")
+        lines.append(
+            _table.table(
+                ["", "size", "gzip", "accuracy", "precision", "recall", "F1"],
+                [
+                    [
+                        "source (float32 TFLite)",
+                        _table.size(sizes["source_tflite_bytes"]),
+                        _table.size(sizes["source_tflite_gzip_bytes"]),
+                        *(_table.pct(src[k]) for k in _METRICS),
+                    ],
+                    [
+                        "compressed TFLite",
+                        _table.size(sizes["tflite_bytes"]),
+                        _table.size(sizes["tflite_gzip_bytes"]),
+                        *(_table.pct(out[k]) for k in _METRICS),
+                    ],
+                    [
+                        "change",
+                        f"{sizes['raw_ratio']:.2f}x smaller",
+                        f"{sizes['gzip_ratio']:.2f}x smaller",
+                        *(f"{100 * m['metrics_delta'][k]:+.1f} pp" for k in _METRICS),
+                    ],
+                ],
+            )
+        )
+        lines.append("")
+        lines.append(
+            _table.table(
+                ["layer", "type", "params", "sparsity", "unique values"],
+                [
+                    [r["name"], r["type"], r["params"], _table.pct(r.get("sparsity")), r.get("unique_values", "-")]
+                    for r in m["layers"]
+                ],
+                align="llrrr",
+            )
+        )
+        return "\n".join(lines)
+
+
+_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
+
+
+def _effect_text(step: Step, effect: dict[str, Any]) -> str:
+    if isinstance(step, PruneStep):
+        return f"sparsity {effect['reached_sparsity']:.1%} (target {effect['target_sparsity']:.0%})"
+    if isinstance(step, ClusterStep):
+        return f"≤ {effect['max_unique_values']} unique values per kernel"
+    if isinstance(step, QuantizeStep):
+        return effect.get("text", step.mode)
+    return effect.get("text", "")
+
+
+def _tensor_types(tflite: bytes) -> dict[str, int]:
+    from ai_edge_litert import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    model = schema.Model.GetRootAsModel(tflite, 0)
+    counts: dict[str, int] = {}
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for t in range(subgraph.TensorsLength()):
+            name = names.get(subgraph.Tensors(t).Type(), "UNKNOWN")
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def compress(
+    model: Any,
+    recipe: Recipe | None = None,
+    data: str | Path | Dataset | None = None,
+    out: str | Path = "compressed",
+    *,
+    store: Any = "default",
+    progress: Progress | None = None,
+) -> CompressionResult:
+    """Apply ``recipe`` to a Keras model, export TFLite to ``out/model.tflite`` and write ``out/manifest.json``."""
+    with _tf.quiet_native():
+        return _compress(model, recipe, data, out, store=store, progress=progress)
+
+
+def _compress(
+    model: Any,
+    recipe: Recipe | None,
+    data: str | Path | Dataset | None,
+    out: str | Path,
+    *,
+    store: Any,
+    progress: Progress | None,
+) -> CompressionResult:
+    say = progress or (lambda _msg: None)
+    recipe = recipe or Recipe()
+    started = time.perf_counter()
+    if data is None:
+        raise DataError(
+            "compress needs data to fine-tune, calibrate and evaluate on",
+            "pass --data data.npz (x_train, y_train, x_test, y_test) or builtin:digits",
+        )
+    dataset = load_data(data, seed=recipe.seed)
+    source, source_info = models.load_model(model)
+    if tuple(source.input_shape[1:]) != dataset.input_shape:
+        raise DataError(
+            f"the model takes inputs of shape {list(source.input_shape[1:])} but the data's samples "
+            f"have shape {list(dataset.input_shape)}",
+            "pass data that matches the model's input",
+        )
+    say(
+        f"source: {source_info['path'] or 'in-memory model'} ({source.count_params():,} parameters), "
+        f"data: {dataset.name} ({len(dataset.x_train)} train / {len(dataset.x_test)} test)"
+    )
+    source_metrics = evaluate.keras_metrics(source, dataset)
+    source_tflite = export.to_tflite(source)
+
+    current = models.clone(source)
+    steps_report = []
+    for index, step in enumerate(recipe.steps, 1):
+        if isinstance(step, QuantizeStep):
+            break
+        apply = STEP_FUNCTIONS.get(step.kind)
+        if apply is None:
+            raise CompressionError(f"step kind {step.kind!r} has no implementation", "upgrade edgeprof")
+        say(f"step {index}/{len(recipe.steps)}: {step.describe()}")
+        t0 = time.perf_counter()
+        current, effect = apply(models.clone(current), step, dataset, seed=recipe.seed + index)
+        seconds = time.perf_counter() - t0
+        steps_report.append(
+            {
+                "step": step.describe(),
+                "kind": step.kind,
+                "seconds": seconds,
+                "effect": effect,
+                "effect_text": _effect_text(step, effect),
+                "metrics_after": evaluate.keras_metrics(current, dataset),
+            }
+        )
+
+    quantize = recipe.quantize
+    t0 = time.perf_counter()
+    if quantize is not None:
+        say(f"step {len(recipe.steps)}/{len(recipe.steps)}: {quantize.describe()}")
+        current, tflite, effect = quantize_step.apply(current, quantize, dataset, seed=recipe.seed)
+    else:
+        tflite = export.to_tflite(current)
+        effect = {"text": "float32 export"}
+    types = _tensor_types(tflite)
+    effect = {**effect, "tensor_types": types}
+    if quantize is not None:
+        steps_report.append(
+            {
+                "step": quantize.describe(),
+                "kind": "quantize",
+                "seconds": time.perf_counter() - t0,
+                "effect": effect,
+                "effect_text": _effect_text(quantize, effect),
+            }
+        )
+
+    say("evaluating the TFLite model in the local agent")
+    tflite_metrics = evaluate.tflite_metrics(tflite, dataset)
+    layers = analysis.layer_stats(current)
+
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tflite_path = out_dir / "model.tflite"
+    tflite_path.write_bytes(tflite)
+    model_file = ModelFile(str(tflite_path), tflite_path.name, sha256_bytes(tflite), len(tflite), gzip_size(tflite))
+    sizes = {
+        "source_tflite_bytes": len(source_tflite),
+        "source_tflite_gzip_bytes": gzip_size(source_tflite),
+        "tflite_bytes": model_file.size_bytes,
+        "tflite_gzip_bytes": model_file.gzip_bytes,
+    }
+    sizes["raw_ratio"] = sizes["source_tflite_bytes"] / sizes["tflite_bytes"]
+    sizes["gzip_ratio"] = sizes["source_tflite_gzip_bytes"] / sizes["tflite_gzip_bytes"]
+    manifest = {
+        "edgeprof_version": __version__,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "source": {**source_info, "params": int(source.count_params()), "metrics": source_metrics},
+        "data": dataset.describe(),
+        "recipe": recipe.to_dict(),
+        "recipe_text": recipe.describe(),
+        "steps": steps_report,
+        "layers": layers,
+        "sparsity": analysis.overall_sparsity(layers),
+        "tflite": {**model_file.to_dict(), "path": tflite_path.name, "metrics": tflite_metrics, "tensor_types": types},
+        "sizes": sizes,
+        "metrics_delta": metrics.difference(tflite_metrics, source_metrics),
+        "seconds_total": time.perf_counter() - started,
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    result = CompressionResult(out_dir, manifest)
+    if store is not None:
+        from ..store import using_store
+
+        with using_store(store) as db:
+            result.id = db.add_compression(manifest, model_file.to_dict())
+    return result

@@ -1,0 +1,223 @@
+"""Recipes: an ordered list of compression steps, from a TOML file or from CLI flags.
+
+    [[step]]
+    kind = "prune"
+    sparsity = 0.8
+    epochs = 4
+
+    [[step]]
+    kind = "cluster"
+    clusters = 16
+
+    [[step]]
+    kind = "quantize"
+    mode = "int8"
+
+Every field has a documented default; unknown fields are refused, so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .. import _toml
+from ..errors import RecipeError
+
+QUANTIZE_MODES = ("dynamic", "int8", "float16", "int16x8", "qat", "pqat", "cqat", "pcqat")
+PTQ_MODES = ("dynamic", "int8", "float16", "int16x8")
+
+
+@dataclass
+class Training:
+    """Fine-tuning settings shared by every step that trains."""
+
+    epochs: int = 2
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+
+
+@dataclass
+class Step:
+    kind: ClassVar[str] = "step"
+    layers: list[str] | None = None  # fnmatch patterns on layer names or class names; None = every layer
+    exclude: list[str] = field(default_factory=list)
+    training: Training = field(default_factory=Training)
+
+    def describe(self) -> str:
+        return self.kind
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"kind": self.kind}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "training":
+                data.update(dataclasses.asdict(value))
+            else:
+                data[f.name] = value
+        return data
+
+
+@dataclass
+class PruneStep(Step):
+    """Magnitude pruning with TF-MOT; ``structure`` is ``unstructured`` or ``M:N`` (e.g. ``2:4``)."""
+
+    kind: ClassVar[str] = "prune"
+    sparsity: float = 0.5
+    schedule: str = "polynomial"  # or "constant"
+    begin_step: int = 0
+    end_step: int | None = None  # None: aligned to the mask-update frequency, 3/4 into fine-tuning
+    frequency: int | None = None  # None: about ten mask updates over the schedule
+    structure: str = "unstructured"
+
+    def describe(self) -> str:
+        return f"prune {self.sparsity:.0%}" + ("" if self.structure == "unstructured" else f" {self.structure}")
+
+
+@dataclass
+class ClusterStep(Step):
+    """Weight clustering with TF-MOT."""
+
+    kind: ClassVar[str] = "cluster"
+    clusters: int = 16
+    init: str = "kmeans++"  # kmeans++, linear, density, random
+    per_channel: bool = False
+    preserve_sparsity: bool = True
+
+    def describe(self) -> str:
+        return f"cluster {self.clusters}"
+
+
+@dataclass
+class QuantizeStep(Step):
+    """Post-training quantisation at export (``dynamic``, ``int8``, ``float16``, ``int16x8``) or
+    quantisation-aware training (``qat``, ``pqat``, ``cqat``, ``pcqat``) followed by an int8 export."""
+
+    kind: ClassVar[str] = "quantize"
+    mode: str = "int8"
+    representative_samples: int = 200
+    int8_io: bool = False
+
+    def describe(self) -> str:
+        return f"quantize {self.mode}"
+
+
+STEP_TYPES: dict[str, type[Step]] = {cls.kind: cls for cls in (PruneStep, ClusterStep, QuantizeStep)}
+
+
+def register_step(cls: type[Step]) -> type[Step]:
+    """Make a step kind available to recipes (used by steps defined in their own modules)."""
+    STEP_TYPES[cls.kind] = cls
+    return cls
+
+
+def _build_step(raw: dict[str, Any], where: str) -> Step:
+    raw = dict(raw)
+    kind = raw.pop("kind", None)
+    if kind not in STEP_TYPES:
+        raise RecipeError(f"{where}: unknown step kind {kind!r}", f"use one of: {', '.join(sorted(STEP_TYPES))}")
+    cls = STEP_TYPES[kind]
+    training_fields = {f.name for f in dataclasses.fields(Training)}
+    step_fields = {f.name for f in dataclasses.fields(cls)} - {"training"}
+    unknown = set(raw) - training_fields - step_fields
+    if unknown:
+        raise RecipeError(
+            f"{where}: unknown field(s) {', '.join(sorted(unknown))} for a {kind} step",
+            f"valid fields: {', '.join(sorted(step_fields | training_fields))}",
+        )
+    training = Training(**{k: raw.pop(k) for k in list(raw) if k in training_fields})
+    try:
+        step = cls(training=training, **raw)
+    except TypeError as exc:
+        raise RecipeError(f"{where}: {exc}", "check the step's fields") from None
+    validate_step(step, where)
+    return step
+
+
+def validate_step(step: Step, where: str = "recipe") -> None:
+    if step.training.epochs < 0 or step.training.batch_size < 1 or step.training.learning_rate <= 0:
+        raise RecipeError(f"{where}: epochs must be ≥ 0, batch_size ≥ 1 and learning_rate > 0", "fix the values")
+    if isinstance(step, PruneStep):
+        if not 0.0 < step.sparsity < 1.0:
+            raise RecipeError(f"{where}: sparsity {step.sparsity} is outside (0, 1)", "use e.g. sparsity = 0.8")
+        if step.schedule not in ("polynomial", "constant"):
+            raise RecipeError(f"{where}: unknown schedule {step.schedule!r}", "use polynomial or constant")
+    if isinstance(step, ClusterStep) and not 2 <= step.clusters <= 256:
+        raise RecipeError(f"{where}: clusters must be between 2 and 256", "use e.g. clusters = 16")
+    if isinstance(step, QuantizeStep) and step.mode not in QUANTIZE_MODES:
+        raise RecipeError(f"{where}: unknown quantize mode {step.mode!r}", f"use one of: {', '.join(QUANTIZE_MODES)}")
+
+
+@dataclass
+class Recipe:
+    steps: list[Step] = field(default_factory=list)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        quantize = [i for i, s in enumerate(self.steps) if isinstance(s, QuantizeStep)]
+        if len(quantize) > 1:
+            raise RecipeError("a recipe can hold only one quantize step", "keep the last one")
+        if quantize and quantize[0] != len(self.steps) - 1:
+            raise RecipeError("the quantize step must come last", "move it to the end of the recipe")
+
+    @property
+    def quantize(self) -> QuantizeStep | None:
+        return self.steps[-1] if self.steps and isinstance(self.steps[-1], QuantizeStep) else None
+
+    def describe(self) -> str:
+        return " → ".join(s.describe() for s in self.steps) or "float32 export"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "steps": [s.to_dict() for s in self.steps]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "recipe") -> Recipe:
+        unknown = set(data) - {"step", "steps", "seed"}
+        if unknown:
+            raise RecipeError(
+                f"{where}: unknown top-level key(s) {', '.join(sorted(unknown))}",
+                "a recipe holds [[step]] tables and an optional seed",
+            )
+        raw_steps = data.get("step", data.get("steps", []))
+        steps = [_build_step(raw, f"{where}, step {i + 1}") for i, raw in enumerate(raw_steps)]
+        return cls(steps=steps, seed=int(data.get("seed", 0)))
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Recipe:
+        try:
+            data = _toml.load(path)
+        except FileNotFoundError:
+            raise RecipeError(f"recipe file {path} does not exist", "check --recipe") from None
+        except _toml.TOMLDecodeError as exc:
+            raise RecipeError(f"{path} is not valid TOML: {exc}", "fix the recipe file") from None
+        return cls.from_dict(data, where=str(path))
+
+    @classmethod
+    def from_flags(
+        cls,
+        *,
+        prune: float | None = None,
+        cluster: int | None = None,
+        quantize: str | None = None,
+        epochs: int | None = None,
+        seed: int = 0,
+    ) -> Recipe:
+        """The common cases as CLI flags: ``--prune 0.8 --cluster 16 --quantize int8``."""
+        training = Training(epochs=epochs) if epochs is not None else Training()
+        steps: list[Step] = []
+        if prune is not None:
+            steps.append(PruneStep(sparsity=prune, training=dataclasses.replace(training)))
+        if cluster is not None:
+            steps.append(
+                ClusterStep(
+                    clusters=cluster, preserve_sparsity=prune is not None, training=dataclasses.replace(training)
+                )
+            )
+        if quantize is not None:
+            steps.append(QuantizeStep(mode=quantize, training=dataclasses.replace(training)))
+        for i, step in enumerate(steps):
+            validate_step(step, f"step {i + 1}")
+        return cls(steps=steps, seed=seed)

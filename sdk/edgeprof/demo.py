@@ -1,0 +1,144 @@
+"""The end-to-end demo: train → compress → export → profile on ``local`` → compare.
+
+It trains a small CNN on scikit-learn's handwritten digits (real data that ships inside the package, so nothing is
+downloaded), compresses it with 80 % pruning, 16 clusters that keep the zeros and full int8 quantisation, profiles
+the float baseline and the compressed model with the device agent, and writes every figure to ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import _table, _tf
+from .compress import ClusterStep, PruneStep, QuantizeStep, Recipe, Training, compress
+from .data import Dataset, digits
+from .profile import ProfileOptions, profile
+
+SEED = 7
+
+
+def build_cnn(input_shape: tuple[int, ...], classes: int) -> Any:
+    """About 16k parameters: two 3×3 convolutions, pooling and two dense layers."""
+    keras = _tf.keras()
+    layers = keras.layers
+    return keras.Sequential(
+        [
+            layers.Input(input_shape),
+            layers.Conv2D(16, 3, padding="same", activation="relu"),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(24, activation="relu"),
+            layers.Dense(classes),
+        ],
+        name="digits_cnn",
+    )
+
+
+def train(data: Dataset, *, epochs: int = 40, seed: int = SEED) -> Any:
+    keras = _tf.keras()
+    keras.utils.set_random_seed(seed)
+    model = build_cnn(data.input_shape, data.num_classes)
+    model.compile(
+        optimizer=keras.optimizers.Adam(2e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=32, verbose=0)
+    return model
+
+
+def demo_recipe(seed: int = SEED) -> Recipe:
+    return Recipe(
+        seed=seed,
+        steps=[
+            PruneStep(sparsity=0.8, training=Training(epochs=12, learning_rate=1e-3)),
+            ClusterStep(clusters=16, preserve_sparsity=True, training=Training(epochs=6, learning_rate=1e-4)),
+            QuantizeStep(mode="int8", representative_samples=300),
+        ],
+    )
+
+
+@dataclass
+class DemoResult:
+    out_dir: Path
+    summary: dict[str, Any]
+
+    def table(self) -> str:
+        rows = []
+        for key in ("baseline", "compressed"):
+            s = self.summary[key]
+            rows.append(
+                [
+                    key,
+                    _table.pct(s["accuracy"]),
+                    _table.pct(s["f1_macro"]),
+                    _table.size(s["size_bytes"]),
+                    _table.size(s["gzip_bytes"]),
+                    f"{s['gzip_ratio']:.1f}x",
+                    _table.ms(s["p50_ms"]),
+                    _table.ms(s["p90_ms"]),
+                    _table.size(s["peak_rss_kb"] * 1024),
+                ]
+            )
+        return _table.table(["model", "accuracy", "F1", "size", "gzip", "ratio", "p50 ms", "p90 ms", "peak RSS"], rows)
+
+
+def run(
+    out: str | Path = "edgeprof-demo",
+    *,
+    store: Any = "default",
+    runs: int = 500,
+    progress: Callable[[str], None] | None = None,
+) -> DemoResult:
+    say = progress or (lambda _m: None)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    data = digits(seed=SEED)
+    say(f"training a CNN on {len(data.x_train)} handwritten digits (scikit-learn), {len(data.x_test)} held out")
+    with _tf.quiet_native():
+        model = train(data)
+    model_path = out_dir / "digits_cnn.keras"
+    model.save(model_path)
+
+    say("exporting the float32 baseline")
+    baseline = compress(model_path, Recipe(seed=SEED), data, out_dir / "baseline", store=store)
+    say(f"compressing: {demo_recipe().describe()}")
+    compressed = compress(
+        model_path, demo_recipe(), data, out_dir / "compressed", store=store, progress=lambda m: say("  " + m)
+    )
+
+    options = ProfileOptions(runs=runs, warmup_runs=50, warmup_seconds=0.5, min_seconds=1.0, threads=1)
+    summary: dict[str, Any] = {"data": data.describe(), "recipe": compressed.manifest["recipe"], "target": "local"}
+    for key, result in (("baseline", baseline), ("compressed", compressed)):
+        say(f"profiling the {key} model on local")
+        measured = profile(result.tflite_path, "local", options=options, store=store)
+        m = result.manifest
+        summary[key] = {
+            "model": str(result.tflite_path),
+            "sha256": m["tflite"]["sha256"],
+            **{k: m["tflite"]["metrics"][k] for k in ("accuracy", "precision_macro", "recall_macro", "f1_macro")},
+            "size_bytes": m["tflite"]["size_bytes"],
+            "gzip_bytes": m["tflite"]["gzip_bytes"],
+            "gzip_ratio": baseline.manifest["tflite"]["gzip_bytes"] / m["tflite"]["gzip_bytes"],
+            "raw_ratio": baseline.manifest["tflite"]["size_bytes"] / m["tflite"]["size_bytes"],
+            "p50_ms": measured.latency_ms["median"],
+            "p90_ms": measured.latency_ms["p90"],
+            "peak_rss_kb": measured.peak_rss_kb,
+            "runtime": measured.runtime,
+            "threads": measured.measurement.get("threads"),
+            "delegate": measured.measurement.get("delegate"),
+            "runs": measured.latency_ms["count"],
+            "profile_id": measured.id,
+            "compression_id": result.id,
+        }
+    summary["accuracy_drop_pp"] = 100 * (summary["baseline"]["accuracy"] - summary["compressed"]["accuracy"])
+    summary["seconds"] = time.perf_counter() - started
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return DemoResult(out_dir, summary)
