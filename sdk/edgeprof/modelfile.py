@@ -34,44 +34,6 @@ class ModelFile:
         return asdict(self)
 
 
-def _check_flatbuffer(data: bytes, path: Path) -> None:
-    """Walk the parts of the flatbuffer every runtime reads first; a truncated or scrambled file fails here."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    try:
-        model = schema.Model.GetRootAsModel(data, 0)
-        if model.SubgraphsLength() < 1:
-            raise ValueError("no subgraphs")
-        for i in range(model.OperatorCodesLength()):
-            code = model.OperatorCodes(i)
-            code.BuiltinCode()
-            code.Version()
-        for s in range(model.SubgraphsLength()):
-            subgraph = model.Subgraphs(s)
-            tensors = subgraph.TensorsLength()
-            for t in range(tensors):
-                subgraph.Tensors(t).ShapeAsNumpy()
-            for o in range(subgraph.OperatorsLength()):
-                op = subgraph.Operators(o)
-                if op.OpcodeIndex() >= model.OperatorCodesLength():
-                    raise ValueError("operator refers to a missing operator code")
-                for index in list(op.InputsAsNumpy()) + list(op.OutputsAsNumpy()):
-                    if index >= tensors:
-                        raise ValueError("operator refers to a missing tensor")
-        for b in range(model.BuffersLength()):
-            buffer = model.Buffers(b)
-            if buffer.Offset() > 1:  # large models keep buffers after the flatbuffer
-                if buffer.Offset() + buffer.Size() > len(data):
-                    raise ValueError("a weight buffer lies past the end of the file")
-            else:
-                buffer.DataLength()
-    except Exception as exc:  # noqa: BLE001 - a damaged flatbuffer fails in many ways
-        raise ModelError(
-            f"{path} is a damaged TFLite model ({type(exc).__name__}: {exc})",
-            "the file is probably truncated; copy or export it again",
-        ) from None
-
-
 def open_tflite(path: str | Path) -> tuple[ModelFile, bytes]:
     """Check that ``path`` is a readable TFLite model; return its description and bytes."""
     path = Path(path)
@@ -87,5 +49,7 @@ def open_tflite(path: str | Path) -> tuple[ModelFile, bytes]:
         elif data[:2] == b"PK":
             kind = "a zip archive (a Keras .keras model?), not a TFLite model"
         raise ModelError(f"{path} is {kind}", EXPORT_HINT)
-    _check_flatbuffer(data, path)
+    from .tflite import parse
+
+    parse(data, name=str(path))  # walks every table a runtime reads first; a damaged file fails here
     return ModelFile(str(path), path.name, sha256_bytes(data), len(data), gzip_size(data)), data

@@ -111,16 +111,12 @@ def _effect_text(step: Step, effect: dict[str, Any]) -> str:
 
 
 def _tensor_types(tflite: bytes) -> dict[str, int]:
-    from ai_edge_litert import schema_py_generated as schema
+    from ..tflite import parse
 
-    names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-    model = schema.Model.GetRootAsModel(tflite, 0)
     counts: dict[str, int] = {}
-    for s in range(model.SubgraphsLength()):
-        subgraph = model.Subgraphs(s)
-        for t in range(subgraph.TensorsLength()):
-            name = names.get(subgraph.Tensors(t).Type(), "UNKNOWN")
-            counts[name] = counts.get(name, 0) + 1
+    for subgraph in parse(tflite).subgraphs:
+        for tensor in subgraph.tensors:
+            counts[tensor.dtype] = counts.get(tensor.dtype, 0) + 1
     return counts
 
 

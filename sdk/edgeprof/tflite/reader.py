@@ -1,0 +1,276 @@
+"""Read a TFLite flatbuffer into plain Python objects: operators with their versions, tensors with their data.
+
+Built on the schema that ships with ai-edge-litert (``schema_py_generated``), so it follows the real format,
+including buffers stored after the flatbuffer in models over 2 GB. Nothing here runs the model.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError
+
+TFLITE_IDENTIFIER = b"TFL3"
+
+_NUMPY_TYPES = {
+    "FLOAT32": np.float32,
+    "FLOAT16": np.float16,
+    "FLOAT64": np.float64,
+    "INT32": np.int32,
+    "UINT8": np.uint8,
+    "INT64": np.int64,
+    "INT16": np.int16,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "BOOL": np.bool_,
+    "COMPLEX64": np.complex64,
+}
+
+
+def _schema() -> Any:
+    from ai_edge_litert import schema_py_generated
+
+    return schema_py_generated
+
+
+def _enum_names(enum: type) -> dict[int, str]:
+    return {value: name for name, value in vars(enum).items() if not name.startswith("_") and isinstance(value, int)}
+
+
+@dataclass(frozen=True)
+class OpCode:
+    name: str  # builtin name (CONV_2D) or the custom op's name
+    version: int
+    custom: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}" if not self.custom else f"custom:{self.name}"
+
+
+@dataclass(frozen=True)
+class Quantization:
+    scales: tuple[float, ...] = ()
+    zero_points: tuple[int, ...] = ()
+    axis: int = 0
+
+    @property
+    def per_channel(self) -> bool:
+        return len(self.scales) > 1
+
+
+@dataclass(frozen=True, eq=False)
+class Tensor:
+    index: int
+    name: str
+    dtype: str  # TFLite type name: FLOAT32, INT8, ...
+    shape: tuple[int, ...]
+    shape_signature: tuple[int, ...]
+    buffer: int
+    quantization: Quantization
+    is_variable: bool
+    data: np.ndarray | None = None  # constant contents (weights), None for activations
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+    @property
+    def num_elements(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    @property
+    def itemsize(self) -> int | None:
+        numpy_type = _NUMPY_TYPES.get(self.dtype)
+        if numpy_type is not None:
+            return np.dtype(numpy_type).itemsize
+        return {"INT4": None, "STRING": None}.get(self.dtype)
+
+    @property
+    def nbytes(self) -> int:
+        if self.data is not None:
+            return int(self.data.nbytes)
+        return self.num_elements * (self.itemsize or 0)
+
+
+@dataclass(frozen=True, eq=False)
+class Operator:
+    index: int
+    opcode: OpCode
+    inputs: tuple[int, ...]  # tensor indices; -1 marks an omitted optional input
+    outputs: tuple[int, ...]
+    options: Any  # the builtin options object (e.g. Conv2DOptionsT), or None
+
+
+@dataclass(frozen=True, eq=False)
+class Subgraph:
+    name: str
+    tensors: tuple[Tensor, ...]
+    operators: tuple[Operator, ...]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class TFLiteModel:
+    """A parsed .tflite file."""
+
+    schema_version: int
+    description: str
+    opcodes: tuple[OpCode, ...]
+    subgraphs: tuple[Subgraph, ...]
+    signatures: tuple[str, ...]
+    size_bytes: int
+    metadata: dict[str, int] = field(default_factory=dict)  # name -> buffer size
+
+    @property
+    def main(self) -> Subgraph:
+        return self.subgraphs[0]
+
+    @cached_property
+    def op_counts(self) -> dict[OpCode, int]:
+        """How many times each (operator, version) is used, over every subgraph."""
+        counts: collections.Counter[OpCode] = collections.Counter()
+        for subgraph in self.subgraphs:
+            for op in subgraph.operators:
+                counts[op.opcode] += 1
+        return dict(counts)
+
+    @property
+    def custom_ops(self) -> list[str]:
+        return sorted({code.name for code in self.opcodes if code.custom})
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, name: str = "model") -> TFLiteModel:
+        return parse(data, name=name)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TFLiteModel:
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ModelError(f"model file {path} does not exist", "check the path") from None
+        return parse(data, name=str(path))
+
+
+def _tensor_data(buffer: Any, raw: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    if buffer is None:
+        return None
+    offset, size = int(getattr(buffer, "offset", 0) or 0), int(getattr(buffer, "size", 0) or 0)
+    if offset > 1:  # stored after the flatbuffer (models over 2 GB)
+        blob = np.frombuffer(raw, dtype=np.uint8, count=size, offset=offset)
+    elif buffer.data is not None and len(buffer.data):
+        blob = np.asarray(buffer.data, dtype=np.uint8)
+    else:
+        return None
+    numpy_type = _NUMPY_TYPES.get(dtype)
+    if numpy_type is None:
+        return blob  # INT4, STRING, ...: raw bytes
+    values = blob.view(numpy_type)
+    if shape and int(np.prod(shape)) == values.size:
+        values = values.reshape(shape)
+    return values
+
+
+def parse(data: bytes, *, name: str = "model") -> TFLiteModel:
+    """Parse ``data``; a file that is not a TFLite model, or is damaged, raises :class:`ModelError`."""
+    if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
+        raise ModelError(
+            f"{name} is not a TFLite model (no 'TFL3' identifier)",
+            "export one with 'edgeprof compress' or tf.lite.TFLiteConverter",
+        )
+    schema = _schema()
+    op_names = _enum_names(schema.BuiltinOperator)
+    type_names = _enum_names(schema.TensorType)
+    option_types = _enum_names(schema.BuiltinOptions)
+    try:
+        model = schema.ModelT.InitFromPackedBuf(data, 0)
+        opcodes = []
+        for code in model.operatorCodes or []:
+            builtin = max(int(code.builtinCode or 0), int(code.deprecatedBuiltinCode or 0))
+            custom = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
+            if op_names.get(builtin) == "CUSTOM" and custom:
+                opcodes.append(OpCode(custom, int(code.version or 1), custom=True))
+            else:
+                opcodes.append(OpCode(op_names.get(builtin, f"BUILTIN_{builtin}"), int(code.version or 1)))
+        buffers = model.buffers or []
+        subgraphs = []
+        for sg in model.subgraphs or []:
+            tensors = []
+            for index, t in enumerate(sg.tensors or []):
+                dtype = type_names.get(int(t.type), f"TYPE_{t.type}")
+                shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
+                signature = tuple(int(d) for d in (t.shapeSignature if t.shapeSignature is not None else shape))
+                q = t.quantization
+                quant = Quantization()
+                if q is not None and q.scale is not None and len(q.scale):
+                    quant = Quantization(
+                        tuple(float(s) for s in q.scale),
+                        tuple(int(z) for z in (q.zeroPoint if q.zeroPoint is not None else ())),
+                        int(q.quantizedDimension or 0),
+                    )
+                buffer = buffers[t.buffer] if 0 < t.buffer < len(buffers) else None
+                tensor_name = t.name.decode("utf-8", "replace") if isinstance(t.name, bytes) else str(t.name)
+                tensors.append(
+                    Tensor(
+                        index,
+                        tensor_name,
+                        dtype,
+                        shape,
+                        signature,
+                        int(t.buffer),
+                        quant,
+                        bool(t.isVariable),
+                        _tensor_data(buffer, data, dtype, shape),
+                    )
+                )
+            operators = []
+            for index, op in enumerate(sg.operators or []):
+                if op.opcodeIndex >= len(opcodes):
+                    raise ValueError(f"operator {index} refers to a missing operator code")
+                ins = tuple(int(i) for i in (op.inputs if op.inputs is not None else ()))
+                outs = tuple(int(i) for i in (op.outputs if op.outputs is not None else ()))
+                if any(i >= len(tensors) for i in ins + outs):
+                    raise ValueError(f"operator {index} refers to a missing tensor")
+                _ = option_types  # options keep their generated class, e.g. Conv2DOptionsT
+                operators.append(Operator(index, opcodes[op.opcodeIndex], ins, outs, op.builtinOptions))
+            sg_name = sg.name.decode() if isinstance(sg.name, bytes) else (sg.name or "")
+            subgraphs.append(
+                Subgraph(
+                    sg_name,
+                    tuple(tensors),
+                    tuple(operators),
+                    tuple(int(i) for i in (sg.inputs if sg.inputs is not None else ())),
+                    tuple(int(i) for i in (sg.outputs if sg.outputs is not None else ())),
+                )
+            )
+        if not subgraphs:
+            raise ValueError("no subgraphs")
+        signatures = tuple(
+            (s.signatureKey.decode() if isinstance(s.signatureKey, bytes) else str(s.signatureKey))
+            for s in (model.signatureDefs or [])
+        )
+        metadata = {}
+        for entry in model.metadata or []:
+            key = entry.name.decode() if isinstance(entry.name, bytes) else str(entry.name)
+            buffer = buffers[entry.buffer] if entry.buffer < len(buffers) else None
+            metadata[key] = len(buffer.data) if buffer is not None and buffer.data is not None else 0
+        description = model.description.decode() if isinstance(model.description, bytes) else (model.description or "")
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged flatbuffer fails in many ways
+        raise ModelError(
+            f"{name} is a damaged TFLite model ({type(exc).__name__}: {exc})",
+            "the file is probably truncated; copy or export it again",
+        ) from None
+    return TFLiteModel(
+        int(model.version or 0), description, tuple(opcodes), tuple(subgraphs), signatures, len(data), metadata
+    )
