@@ -23,9 +23,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import compress, demo, profile, results
+    from . import check, compress, demo, inspect, profile, report, results
 
-    for module in (compress, profile, results, demo):
+    for module in (compress, profile, results, demo, inspect, report, check):
         cli.add_command(module.command)
 
 

@@ -1,41 +1,114 @@
-"""``edgeprof results``."""
+"""``edgeprof results``: list, show, compare and export what the store keeps."""
 
 from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from typing import Any
 
 import click
 
 from .. import _table
 from ..store import using_store
+from ..store.sql import energy_mj
+from . import _progress
 from ._common import emit_json, json_option, store_option
 
 
 @click.group("results")
 def command() -> None:
-    """List and show stored runs.
+    """List, show, compare and export stored runs.
 
     \b
     Examples:
       edgeprof results list
-      edgeprof results list --target local --json
+      edgeprof results list --target local --since 2d --json
+      edgeprof results list --compressions
       edgeprof results show 3
+      edgeprof results compare 3 4
+      edgeprof results export --format csv -o runs.csv
     """
 
 
+def _filters(function: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("--model", default=None, help="Model file name (* globs) or SHA-256 prefix."),
+            click.option("--target", default=None, help="Target name (* globs)."),
+            click.option(
+                "--since", default=None, help="From this time: 2026-11-27, 2026-11-27T10:30 or an age: 12h, 3d."
+            ),
+            click.option("--until", default=None, help="Up to this time (same forms as --since)."),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def _columns(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "record"}
+
+
 @command.command("list")
-@click.option("--model", default=None, help="Model name or SHA-256 prefix.")
-@click.option("--target", default=None, help="Target name.")
-@click.option("--limit", type=int, default=50, show_default=True)
+@_filters
+@click.option("--compressions", is_flag=True, help="List compression runs instead of profile runs.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @json_option
 @store_option
-def list_runs(model: str | None, target: str | None, limit: int, as_json: bool, store: str) -> None:
-    """Profile runs, newest first."""
+def list_runs(
+    model: str | None,
+    target: str | None,
+    since: str | None,
+    until: str | None,
+    compressions: bool,
+    limit: int,
+    as_json: bool,
+    store: str,
+) -> None:
+    """Stored runs, newest first.
+
+    \b
+    Examples:
+      edgeprof results list --model 'mobilenet*' --target local
+      edgeprof results list --compressions --since 1w
+    """
     with using_store(store) as db:
-        rows = db.profiles(model=model, target=target, limit=limit)
+        if compressions:
+            rows = db.compressions(limit=limit, model=model, since=since, until=until)
+        else:
+            rows = db.profiles(model=model, target=target, since=since, until=until, limit=limit)
     if as_json:
-        emit_json([{k: v for k, v in row.items() if k != "record"} for row in rows])
+        emit_json([_columns(row) for row in rows])
         return
     if not rows:
-        click.echo("no profile runs stored yet; try 'edgeprof profile MODEL.tflite'")
+        click.echo(
+            "no runs match; try 'edgeprof profile MODEL.tflite'"
+            if (model or target or since or until)
+            else "no runs stored yet; try 'edgeprof profile MODEL.tflite'"
+        )
+        return
+    if compressions:
+        click.echo(
+            _table.table(
+                ["id", "when (UTC)", "model", "sha256", "recipe", "accuracy", "source acc.", "gzip ratio"],
+                [
+                    [
+                        r["id"],
+                        _when(r["created_at"]),
+                        r["model_name"],
+                        r["model_sha256"][:12],
+                        r["recipe"],
+                        _table.pct(r["accuracy_tflite"]),
+                        _table.pct(r["accuracy_source"]),
+                        f"{r['gzip_ratio']:.1f}x" if r["gzip_ratio"] else "-",
+                    ]
+                    for r in rows
+                ],
+                align="rllllrrr",
+            )
+        )
         return
     click.echo(
         _table.table(
@@ -43,10 +116,10 @@ def list_runs(model: str | None, target: str | None, limit: int, as_json: bool, 
             [
                 [
                     r["id"],
-                    r["created_at"][:19].replace("T", " "),
+                    _when(r["created_at"]),
                     r["model_name"],
                     r["model_sha256"][:12],
-                    r["target"],
+                    r["target"] + (" (throttled)" if r["throttled"] else ""),
                     f"{r['runtime']} {r['runtime_version']}",
                     r["threads"] or "default",
                     _table.ms(r["median_ms"]),
@@ -60,10 +133,203 @@ def list_runs(model: str | None, target: str | None, limit: int, as_json: bool, 
     )
 
 
+def _when(created_at: str) -> str:
+    return created_at[:19].replace("T", " ")
+
+
+def _profile_text(row: dict[str, Any]) -> str:
+    rec = row["record"]
+    lat = rec["latency_ms"]
+    dev = rec.get("device") or {}
+    mem = rec.get("memory") or {}
+    rt = rec.get("runtime") or {}
+    energy = rec.get("energy")
+    lines = [
+        f"profile run {row['id']}, {_when(row['created_at'])} UTC, edgeprof {rec.get('edgeprof_version')}",
+        f"model    {rec['model']['name']} ({_table.size(rec['model']['size_bytes'])}, "
+        f"{_table.size(rec['model']['gzip_bytes'])} gzipped), sha256 {rec['model']['sha256']}",
+        f"target   {rec['target']}: {dev.get('hostname', '?')}, {dev.get('machine', '?')}, "
+        f"{dev.get('os') or dev.get('system') or '?'}",
+        f"agent    {rec.get('agent_version')}, runtime {rt.get('name')} {rt.get('version')}, delegate "
+        f"{rec.get('delegate')}, threads {rec.get('threads') or 'default'}, inputs {rec.get('inputs', '?')}",
+        f"runs     {lat['count']} in {rec.get('measured_seconds', 0):.2f} s"
+        + (f" ({len(rec.get('samples_ms') or [])} samples kept)" if rec.get("samples_subsampled") else ""),
+        "",
+        _table.table(
+            ["latency (ms)", "min", "median", "mean", "p90", "p99", "max", "std"],
+            [["", *(_table.ms(lat.get(k)) for k in ("min", "median", "mean", "p90", "p99", "max", "std"))]],
+        ),
+        "",
+        f"init {_table.ms(rec.get('init_ms'))} ms, first inference {_table.ms(rec.get('first_inference_ms'))} ms, "
+        f"peak RSS {_table.size(mem['peak_rss_kb'] * 1024 if mem.get('peak_rss_kb') else None)}",
+    ]
+    if energy is not None:
+        value = energy_mj(rec)
+        lines.append(
+            f"energy   {value:.3f} mJ/inference"
+            if value is not None
+            else f"energy   unavailable ({energy.get('reason', 'no sensor')})"
+        )
+    if "throttled" in rec:
+        lines.append(f"thermal  {'THROTTLED during the run' if rec['throttled'] else 'not throttled'}")
+    return "\n".join(lines)
+
+
 @command.command("show")
 @click.argument("run_id", type=int)
+@click.option("--compression", "is_compression", is_flag=True, help="RUN_ID is a compression run.")
+@json_option
 @store_option
-def show(run_id: int, store: str) -> None:
-    """One profile run, everything that was recorded, as JSON."""
+def show(run_id: int, is_compression: bool, as_json: bool, store: str) -> None:
+    """One run: its conditions and figures (--json: everything recorded, raw samples included).
+
+    \b
+    Examples:
+      edgeprof results show 3
+      edgeprof results show 3 --json | jq .latency_ms
+      edgeprof results show 1 --compression --json
+    """
     with using_store(store) as db:
-        emit_json(db.profile(run_id)["record"])
+        row = db.compression(run_id) if is_compression else db.profile(run_id)
+        manifest = None
+        if not is_compression:
+            linked = db.compressions(model=row["model_sha256"], limit=1)
+            manifest = linked[0]["id"] if linked else None
+    if as_json:
+        emit_json({**row["record"], "id": run_id})
+        return
+    if is_compression:
+        rec = row["record"]
+        sizes = rec.get("sizes") or {}
+        click.echo(
+            f"compression run {run_id}, {_when(row['created_at'])} UTC: {row['recipe']}\n"
+            f"model  {row['model_name']} sha256 {row['model_sha256']}\n"
+            f"source {(rec.get('source') or {}).get('path')} sha256 {row['source_sha256']}\n"
+            f"accuracy {_table.pct(row['accuracy_tflite'])} (source {_table.pct(row['accuracy_source'])}), "
+            f"{_table.size(sizes.get('tflite_bytes'))} ({_table.size(sizes.get('tflite_gzip_bytes'))} gzipped), "
+            f"{sizes.get('gzip_ratio', 0):.1f}x smaller gzipped than the float32 export\n"
+            "the whole manifest: add --json"
+        )
+        return
+    click.echo(_profile_text(row))
+    if manifest is not None:
+        click.echo(f"made by compression run {manifest} ('edgeprof results show {manifest} --compression')")
+
+
+@command.command("compare")
+@click.argument("run_a", type=int)
+@click.argument("run_b", type=int)
+@click.option(
+    "--min-change",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Percent change below which a difference is run-to-run noise.",
+)
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01, show_default=True)
+@json_option
+@store_option
+def compare_runs(run_a: int, run_b: int, min_change: float, alpha: float, as_json: bool, store: str) -> None:
+    """Is run B significantly faster or slower than run A?
+
+    A Mann-Whitney U test and a bootstrap interval over the raw latency samples decide; differences that are not
+    significant, or smaller than --min-change, are reported as "no significant change" (like pyperf compare_to).
+
+    \b
+    Examples:
+      edgeprof results compare 3 4
+      edgeprof results compare 3 4 --min-change 2 --json
+    """
+    from ..compare import compare
+
+    with using_store(store) as db:
+        a, b = db.profile(run_a), db.profile(run_b)
+    result = compare(
+        {**a["record"], "id": run_a}, {**b["record"], "id": run_b}, alpha=alpha, min_change=min_change / 100
+    )
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        click.echo(result.summary())
+
+
+CSV_COLUMNS = [
+    "id",
+    "created_at",
+    "model_name",
+    "model_sha256",
+    "target",
+    "board",
+    "machine",
+    "agent_version",
+    "runtime",
+    "runtime_version",
+    "delegate",
+    "threads",
+    "runs",
+    "min_ms",
+    "median_ms",
+    "mean_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "std_ms",
+    "peak_rss_kb",
+    "energy_mj",
+    "throttled",
+    "edgeprof_version",
+]
+
+
+@command.command("export")
+@_filters
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("-o", "--out", type=click.Path(dir_okay=False, writable=True), default=None, help="File [stdout].")
+@click.option("--samples", is_flag=True, help="CSV: one row per latency sample instead of one per run.")
+@store_option
+def export(
+    model: str | None,
+    target: str | None,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+    out: str | None,
+    samples: bool,
+    store: str,
+) -> None:
+    """Write profile runs as CSV (one row per run, or per sample) or JSON (every record in full), oldest first.
+
+    \b
+    Examples:
+      edgeprof results export --format csv -o runs.csv
+      edgeprof results export --format json --target local --since 1w -o runs.json
+      edgeprof results export --samples --model mobilenet.tflite > samples.csv
+    """
+    stream = io.StringIO() if out else sys.stdout
+    count = 0
+    with using_store(store) as db:
+        total = len(db.profiles(model=model, target=target, since=since, until=until))
+        rows = db.iter_profiles(model=model, target=target, since=since, until=until)
+        with _progress.bar("exporting runs", enabled=out is not None) as step:
+            if fmt == "json":
+                stream.write("[")
+                for row in rows:
+                    stream.write(("," if count else "") + "\n" + json.dumps({**row["record"], "id": row["id"]}))
+                    count += 1
+                    step(count, total)
+                stream.write("\n]\n")
+            else:
+                writer = csv.writer(stream, lineterminator="\n")
+                writer.writerow(["run_id", "sample", "latency_ms"] if samples else CSV_COLUMNS)
+                for row in rows:
+                    if samples:
+                        for i, value in enumerate(row["record"].get("samples_ms") or []):
+                            writer.writerow([row["id"], i, value])
+                    else:
+                        writer.writerow(["" if row.get(c) is None else row.get(c) for c in CSV_COLUMNS])
+                    count += 1
+                    step(count, total)
+    if out:
+        with open(out, "w", encoding="utf-8", newline="") as handle:
+            handle.write(stream.getvalue())
+        click.echo(f"wrote {count} runs to {out}", err=True)

@@ -1,10 +1,18 @@
 """The results schema, one definition for SQLite and PostgreSQL, with numbered migrations.
 
 Columns hold what lists and filters need; the full record of each run is kept as JSON beside them, so nothing
-measured is lost when a later edgeprof wants a figure no column has yet.
+measured is lost when a later edgeprof wants a figure no column has yet: a migration adds the column and fills it
+from the records already stored.
+
+A new store is created at ``SCHEMA_VERSION`` from the tables below. A store written by an older edgeprof is brought
+up to date by running ``MIGRATIONS[v]`` for each version after its own, in one transaction, so it is either fully
+upgraded or untouched. The tables below must always equal version 1's tables plus every migration (a test checks).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -12,14 +20,19 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    select,
+    text,
+    update,
 )
+from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -38,6 +51,8 @@ models = Table(
     Column("size_bytes", Integer, nullable=False),
     Column("gzip_bytes", Integer, nullable=False),
     Column("first_seen", String(40), nullable=False),
+    # v2: what `edgeprof inspect` found (per-layer bytes, MACs, arena), kept so reports need no model file.
+    Column("inspection", JSON),
 )
 
 profiles = Table(
@@ -65,7 +80,12 @@ profiles = Table(
     Column("energy_mj", Float),
     Column("throttled", Boolean),
     Column("record", JSON, nullable=False),
+    # v2
+    Column("min_ms", Float),
+    Column("p95_ms", Float),
+    Column("machine", String(64)),
 )
+Index("ix_profiles_model_target", profiles.c.model_sha256, profiles.c.target, profiles.c.id)
 
 compressions = Table(
     "compressions",
@@ -81,7 +101,54 @@ compressions = Table(
     Column("accuracy_tflite", Float),
     Column("gzip_ratio", Float),
     Column("record", JSON, nullable=False),
+    # v2: a recipe without steps is the float32 export of its source, the baseline compressed models are judged by.
+    Column("is_baseline", Boolean),
 )
 
-# version -> list of SQL statements that take the schema from version-1 to version.
-MIGRATIONS: dict[int, list[str]] = {}
+
+def profile_columns_v2(record: dict[str, Any]) -> dict[str, Any]:
+    """The v2 profile columns, from a stored record (used for new rows and to fill old ones)."""
+    latency = record.get("latency_ms") or {}
+    device = record.get("device") or {}
+    return {
+        "min_ms": latency.get("min"),
+        "p95_ms": latency.get("p95"),
+        "machine": device.get("machine"),
+    }
+
+
+def is_baseline(record: dict[str, Any]) -> bool:
+    return not ((record.get("recipe") or {}).get("steps") or [])
+
+
+def _fill_v2(conn: Connection) -> None:
+    for row_id, record in conn.execute(select(profiles.c.id, profiles.c.record)).all():
+        conn.execute(update(profiles).where(profiles.c.id == row_id).values(**profile_columns_v2(record or {})))
+    for row_id, record in conn.execute(select(compressions.c.id, compressions.c.record)).all():
+        conn.execute(
+            update(compressions).where(compressions.c.id == row_id).values(is_baseline=is_baseline(record or {}))
+        )
+
+
+Migration = str | Callable[[Connection], None]
+
+# version -> what takes a store from version-1 to version: SQL statements (valid on SQLite and PostgreSQL) and
+# Python steps that fill new columns from the JSON records.
+MIGRATIONS: dict[int, list[Migration]] = {
+    2: [
+        "ALTER TABLE models ADD COLUMN inspection JSON",
+        "ALTER TABLE profiles ADD COLUMN min_ms FLOAT",
+        "ALTER TABLE profiles ADD COLUMN p95_ms FLOAT",
+        "ALTER TABLE profiles ADD COLUMN machine VARCHAR(64)",
+        "ALTER TABLE compressions ADD COLUMN is_baseline BOOLEAN",
+        "CREATE INDEX ix_profiles_model_target ON profiles (model_sha256, target, id)",
+        _fill_v2,
+    ],
+}
+
+
+def run_migration(conn: Connection, step: Migration) -> None:
+    if isinstance(step, str):
+        conn.execute(text(step))
+    else:
+        step(conn)

@@ -1,5 +1,5 @@
 """Reading and analysing TFLite (LiteRT) flatbuffers without running them."""
 
-from .reader import OpCode, Operator, Quantization, Subgraph, Tensor, TFLiteModel, parse
+from .reader import OpCode, Operator, Quantization, Signature, Subgraph, Tensor, TFLiteModel, parse
 
-__all__ = ["OpCode", "Operator", "Quantization", "Subgraph", "TFLiteModel", "Tensor", "parse"]
+__all__ = ["OpCode", "Operator", "Quantization", "Signature", "Subgraph", "TFLiteModel", "Tensor", "parse"]

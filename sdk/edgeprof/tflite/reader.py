@@ -118,6 +118,16 @@ class Subgraph:
     outputs: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class Signature:
+    """A signature the converter exported (``serving_default``): public names mapped to tensor indices."""
+
+    key: str
+    subgraph: int
+    inputs: tuple[tuple[str, int], ...]  # (name, tensor index) in the signature's subgraph
+    outputs: tuple[tuple[str, int], ...]
+
+
 @dataclass(frozen=True, eq=False)
 class TFLiteModel:
     """A parsed .tflite file."""
@@ -129,6 +139,7 @@ class TFLiteModel:
     signatures: tuple[str, ...]
     size_bytes: int
     metadata: dict[str, int] = field(default_factory=dict)  # name -> buffer size
+    signature_defs: tuple[Signature, ...] = ()
 
     @property
     def main(self) -> Subgraph:
@@ -178,6 +189,17 @@ def _tensor_data(buffer: Any, raw: bytes, dtype: str, shape: tuple[int, ...]) ->
     if shape and int(np.prod(shape)) == values.size:
         values = values.reshape(shape)
     return values
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
+
+
+def _signature(sig: Any) -> Signature:
+    def pairs(maps: Any) -> tuple[tuple[str, int], ...]:
+        return tuple((_text(m.name), int(m.tensorIndex)) for m in (maps or []))
+
+    return Signature(_text(sig.signatureKey), int(sig.subgraphIndex or 0), pairs(sig.inputs), pairs(sig.outputs))
 
 
 def parse(data: bytes, *, name: str = "model") -> TFLiteModel:
@@ -254,10 +276,8 @@ def parse(data: bytes, *, name: str = "model") -> TFLiteModel:
             )
         if not subgraphs:
             raise ValueError("no subgraphs")
-        signatures = tuple(
-            (s.signatureKey.decode() if isinstance(s.signatureKey, bytes) else str(s.signatureKey))
-            for s in (model.signatureDefs or [])
-        )
+        signature_defs = tuple(_signature(s) for s in (model.signatureDefs or []))
+        signatures = tuple(s.key for s in signature_defs)
         metadata = {}
         for entry in model.metadata or []:
             key = entry.name.decode() if isinstance(entry.name, bytes) else str(entry.name)
@@ -272,5 +292,12 @@ def parse(data: bytes, *, name: str = "model") -> TFLiteModel:
             "the file is probably truncated; copy or export it again",
         ) from None
     return TFLiteModel(
-        int(model.version or 0), description, tuple(opcodes), tuple(subgraphs), signatures, len(data), metadata
+        int(model.version or 0),
+        description,
+        tuple(opcodes),
+        tuple(subgraphs),
+        signatures,
+        len(data),
+        metadata,
+        signature_defs,
     )

@@ -1,0 +1,67 @@
+"""A real-size model for inspection and comparison tests, built offline in its own process.
+
+Usage: python -m tests.helpers.mobilenet OUT_DIR
+Writes: mobilenet_f32.tflite, mobilenet_int8.tflite (full int8, float I/O) and keras_layers.json, the MACs of every
+Conv2D, DepthwiseConv2D and Dense layer computed by hand from the Keras layer shapes (the reference for inspect).
+MobileNetV2 α=0.35 at 96×96 (FIELD-NOTES): on this CPU its int8 build is slower than its float build.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+
+def keras_macs(model) -> list[dict]:
+    """MACs of each layer from its output shape and kernel, as a textbook would count them."""
+    rows = []
+    for layer in model.layers:
+        out = layer.output_shape
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            kh, kw, cin, mult = layer.depthwise_kernel.shape
+            macs = out[1] * out[2] * out[3] * kh * kw
+            kind = "DEPTHWISE_CONV_2D"
+        elif isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            macs = out[1] * out[2] * cout * kh * kw * cin
+            kind = "CONV_2D"
+        elif isinstance(layer, keras.layers.Dense):
+            cin, cout = layer.kernel.shape
+            macs = cin * cout
+            kind = "FULLY_CONNECTED"
+        else:
+            continue
+        rows.append({"name": layer.name, "kind": kind, "macs": int(macs)})
+    return rows
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(96, 96, 3), classes=10)
+    (out / "keras_layers.json").write_text(json.dumps(keras_macs(model), indent=1))
+    (out / "mobilenet_f32.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+
+    rng = np.random.default_rng(0)
+
+    def representative():
+        for _ in range(8):
+            yield [rng.uniform(-1, 1, (1, 96, 96, 3)).astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    (out / "mobilenet_int8.tflite").write_bytes(converter.convert())
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
