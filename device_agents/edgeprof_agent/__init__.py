@@ -5,5 +5,5 @@ the board has. The host uploads it as a single zipapp and talks to it in JSON li
 nothing of the host.
 """
 
-AGENT_VERSION = "0.1.0"
+AGENT_VERSION = "0.2.0"
 PROTOCOL_VERSION = 1

@@ -3,23 +3,58 @@
 import sys
 import traceback
 
-from . import AGENT_VERSION, PROTOCOL_VERSION, facts, measure, runtimes
-from .protocol import INTERNAL, AgentError, Channel
+from . import AGENT_VERSION, PROTOCOL_VERSION, energy, facts, runtimes, thermal
+from .protocol import INTERNAL, RUNTIME_MISSING, AgentError, Channel
 
 
 def hello(args, emit):
+    """Who the agent is and what this board offers: runtimes (probed), delegates, sensors, device facts."""
     found, missing = runtimes.available()
+    snap = thermal.snapshot()
+    snap.pop("_throttled_value", None)
+    throttle_why = snap.pop("_throttled_why", None)
     return {
         "agent_version": AGENT_VERSION,
         "protocol": PROTOCOL_VERSION,
         "runtimes": found,
         "runtimes_missing": missing,
-        "delegates": ["xnnpack", "none"],
+        "delegates": runtimes.delegates(found),
+        "sensors": {
+            "energy": energy.sensors_found(args),
+            "thermal": {
+                "zones": snap["zones"],
+                "cooling": snap["cooling"],
+                "rpi_throttled": snap["rpi_throttled"] or throttle_why,
+            },
+        },
         "device": facts.device_facts(),
     }
 
 
-OPERATIONS = {"hello": hello, "profile": measure.profile, "predict": measure.predict}
+def _measure():
+    """The measuring code needs numpy; hello does not, so a board without numpy still says what it lacks."""
+    try:
+        from . import measure
+    except ImportError as exc:
+        if "numpy" not in str(exc):
+            raise
+        raise AgentError(
+            RUNTIME_MISSING,
+            "numpy is not installed for %s (%s)" % (sys.executable, exc),
+            "pip install numpy on the board ('numpy<2' beside tflite-runtime)",
+        )
+    return measure
+
+
+def profile(args, emit):
+    return _measure().profile(args, emit)
+
+
+def predict(args, emit):
+    return _measure().predict(args, emit)
+
+
+OPERATIONS = {"hello": hello, "profile": profile, "predict": predict}
 
 
 def serve(channel):

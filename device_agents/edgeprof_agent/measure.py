@@ -1,17 +1,18 @@
-"""The ``profile`` and ``predict`` operations.
+"""The ``profile`` and ``predict`` operations: one model, one request, one result object.
 
-Latency follows TFLite's benchmark_model: a warm-up of at least N runs and at least S seconds, then measured runs
-of at least N and at least S seconds, capped by a maximum duration. Each run is one ``invoke()`` between two
-``perf_counter`` reads and nothing else; inputs are set once before the loop, as benchmark_model does.
+``profile`` order of events, each step's reason in brackets:
+  thermal snapshot (conditions before) -> energy sensor found, idle power measured (before the model adds load)
+  -> RSS baseline, peak reset -> load + allocate (timed; peak RSS of the load) -> delegation read from the graph
+  -> arena estimate -> inputs set once -> peak reset -> first inference (timed alone, it pays lazy setup)
+  -> warm-up -> measured loop with the energy sampler beside it -> thermal snapshot (conditions after).
 """
 
-import os
 import time
 
 import numpy as np
 
+from . import arena, energy, latency, memory, runtimes, stats, thermal
 from . import inputs as inputs_mod
-from . import memory, runtimes, stats
 from .protocol import BAD_INPUT, BAD_REQUEST, AgentError
 
 DEFAULTS = {
@@ -29,6 +30,25 @@ DEFAULTS = {
     "inputs": None,
     "seed": 0,
     "max_samples": 10000,
+    "energy": "auto",
+    "energy_command": None,
+    "energy_rate_hz": None,
+    "idle_seconds": 1.0,
+    "thermal_interval_s": 1.0,
+}
+
+_NUMBERS = {
+    # name: (type, minimum, inclusive)
+    "warmup_runs": (int, 0, True),
+    "warmup_seconds": (float, 0.0, True),
+    "runs": (int, 1, True),
+    "min_seconds": (float, 0.0, True),
+    "max_seconds": (float, 0.0, False),
+    "pause_ms": (float, 0.0, True),
+    "seed": (int, 0, True),
+    "max_samples": (int, 1, True),
+    "idle_seconds": (float, 0.0, True),
+    "thermal_interval_s": (float, 0.0, True),
 }
 
 
@@ -36,51 +56,36 @@ def _options(args):
     unknown = sorted(set(args) - set(DEFAULTS) - {"model"})
     if unknown:
         raise AgentError(BAD_REQUEST, "unknown profile options: %s" % ", ".join(unknown), "upgrade the host or agent")
-    merged = dict(DEFAULTS)
-    merged.update({k: v for k, v in args.items() if v is not None})
     if "model" not in args:
         raise AgentError(BAD_REQUEST, "profile needs 'model'")
-    if int(merged["runs"]) < 1:
-        raise AgentError(BAD_REQUEST, "runs must be at least 1")
+    merged = dict(DEFAULTS)
+    merged.update(dict((k, v) for k, v in args.items() if v is not None))
+    for name, (kind, low, inclusive) in _NUMBERS.items():
+        try:
+            value = kind(merged[name])
+        except (TypeError, ValueError):
+            raise AgentError(BAD_REQUEST, "%s must be a number, not %r" % (name, merged[name]))
+        if value < low or (value == low and not inclusive):
+            raise AgentError(BAD_REQUEST, "%s must be %s %s, not %s" % (name, ">=" if inclusive else ">", low, value))
+        merged[name] = value
+    for name in ("threads", "energy_rate_hz"):
+        if merged[name] is not None:
+            try:
+                merged[name] = (int if name == "threads" else float)(merged[name])
+            except (TypeError, ValueError):
+                raise AgentError(BAD_REQUEST, "%s must be a number, not %r" % (name, merged[name]))
+            if merged[name] <= 0:
+                raise AgentError(BAD_REQUEST, "%s must be positive" % name)
+    if str(merged["energy"]).lower() not in ("auto", "off") + energy.NAMES:
+        raise AgentError(
+            BAD_REQUEST,
+            "unknown energy sensor %r" % merged["energy"],
+            "choose auto, off or one of: %s" % ", ".join(energy.NAMES),
+        )
     return merged
 
 
-def _timed_loop(invoke, min_runs, min_seconds, max_seconds, pause_s):
-    clock = time.perf_counter
-    samples = []
-    started = clock()
-    while True:
-        t0 = clock()
-        invoke()
-        t1 = clock()
-        samples.append((t1 - t0) * 1000.0)
-        elapsed = t1 - started
-        if (len(samples) >= min_runs and elapsed >= min_seconds) or elapsed >= max_seconds:
-            return samples, elapsed
-        if pause_s:
-            time.sleep(pause_s)
-
-
-def profile(args, emit):
-    opts = _options(args)
-    model = args["model"]
-    if opts["cpus"]:
-        try:
-            os.sched_setaffinity(0, [int(c) for c in opts["cpus"]])
-        except (AttributeError, OSError, ValueError) as exc:
-            raise AgentError(BAD_REQUEST, "cannot pin to CPUs %s: %s" % (opts["cpus"], exc), "check --cpus")
-    runtime = runtimes.load(opts["runtime"])
-
-    peak_reset = memory.reset_peak()
-    rss_before = memory.rss_kb()
-    emit("phase", phase="load")
-    t0 = time.perf_counter()
-    interpreter = runtimes.make_interpreter(
-        runtime, model, threads=opts["threads"], delegate=opts["delegate"], delegate_options=opts["delegate_options"]
-    )
-    init_ms = (time.perf_counter() - t0) * 1000.0
-    rss_loaded = memory.rss_kb()
-
+def _set_inputs(interpreter, opts):
     details = interpreter.get_input_details()
     if opts["inputs"]:
         arrays = inputs_mod.load_arrays(opts["inputs"], interpreter)
@@ -93,56 +98,128 @@ def profile(args, emit):
         except ValueError as exc:
             raise AgentError(BAD_INPUT, "cannot set input %r: %s" % (detail["name"], exc), "check the data's shape")
 
-    invoke = interpreter.invoke
-    t0 = time.perf_counter()
-    invoke()
-    first_ms = (time.perf_counter() - t0) * 1000.0
 
-    emit("phase", phase="warmup")
-    warm, warm_s = _timed_loop(
-        invoke,
-        int(opts["warmup_runs"]),
-        float(opts["warmup_seconds"]),
-        max(float(opts["warmup_seconds"]), 0.0) + float(opts["max_seconds"]),
-        0.0,
-    )
-    emit("phase", phase="measure")
-    samples, measured_s = _timed_loop(
-        invoke,
-        int(opts["runs"]),
-        float(opts["min_seconds"]),
-        float(opts["max_seconds"]),
-        float(opts["pause_ms"]) / 1000.0,
-    )
-    peak = memory.peak_rss_kb()
-    rss_after = memory.rss_kb()
+def profile(args, emit):
+    opts = _options(args)
+    model = args["model"]
+    affinity = latency.pin(opts["cpus"])
+    runtime = runtimes.load(opts["runtime"])
 
+    watch = thermal.Watch(opts["thermal_interval_s"])
+    sensor, checked = energy.discover(opts)
+    meter = energy.Meter(sensor, opts) if sensor is not None else None
+    try:
+        if meter is not None:
+            emit("phase", phase="idle", seconds=meter.idle_seconds)
+            meter.measure_idle()
+        watch.start()
+
+        emit("phase", phase="load")
+        rss_before = memory.rss_kb()
+        reset_load, reset_load_why = memory.reset_peak()
+        interpreter, load = runtimes.make_interpreter(
+            runtime,
+            model,
+            threads=opts["threads"],
+            delegate=opts["delegate"],
+            delegate_options=opts["delegate_options"],
+        )
+        peak_load = memory.peak_rss_kb()
+        rss_loaded = memory.rss_kb()
+        delegation, graph = runtimes.delegation_report(interpreter, opts["delegate"], load.get("stderr"))
+        arena_info = arena.estimate(interpreter, graph)
+        _set_inputs(interpreter, opts)
+
+        reset_run, reset_run_why = memory.reset_peak()
+        invoke = interpreter.invoke
+        t0 = time.perf_counter()
+        invoke()
+        first_ms = (time.perf_counter() - t0) * 1000.0
+
+        emit("phase", phase="warmup")
+        warm, w0, w1 = latency.timed_loop(
+            invoke,
+            opts["warmup_runs"],
+            opts["warmup_seconds"],
+            opts["warmup_seconds"] + opts["max_seconds"],
+        )
+        emit("phase", phase="measure")
+        if meter is not None:
+            meter.start()
+        samples, m0, m1 = latency.timed_loop(
+            invoke, opts["runs"], opts["min_seconds"], opts["max_seconds"], opts["pause_ms"] / 1000.0
+        )
+        if meter is not None:
+            meter.stop()
+        measured_s = m1 - m0
+        peak_run = memory.peak_rss_kb()
+        rss_after = memory.rss_kb()
+        conditions = watch.stop()
+        watch = None
+        energy_result = meter.result(len(samples), measured_s) if meter is not None else energy.unavailable(checked)
+        meter = None
+    finally:
+        if watch is not None:
+            watch.stop()
+        if meter is not None:
+            meter.stop()
+            meter.sensor.close()
+
+    peaks = [p for p in (peak_load, peak_run) if p is not None]
     result = {
         "model_path": model,
         "runtime": runtime.describe(),
         "delegate": opts["delegate"] or "xnnpack",
+        "delegate_options": opts["delegate_options"],
+        "delegation": delegation,
         "threads": opts["threads"],
-        "options": {
-            k: opts[k]
-            for k in ("warmup_runs", "warmup_seconds", "runs", "min_seconds", "max_seconds", "pause_ms", "cpus", "seed")
-        },
+        "cpu_affinity": affinity,
+        "options": dict(
+            (k, opts[k])
+            for k in (
+                "warmup_runs",
+                "warmup_seconds",
+                "runs",
+                "min_seconds",
+                "max_seconds",
+                "pause_ms",
+                "cpus",
+                "seed",
+                "energy",
+                "energy_rate_hz",
+                "idle_seconds",
+                "thermal_interval_s",
+            )
+        ),
         "inputs": "data" if opts["inputs"] else "random",
-        "init_ms": init_ms,
+        "init_ms": load["load_ms"] + load["allocate_ms"],
+        "load_ms": load["load_ms"],
+        "allocate_ms": load["allocate_ms"],
         "first_inference_ms": first_ms,
-        "warmup": {"runs": len(warm), "seconds": warm_s, "mean_ms": float(np.mean(warm))},
+        "warmup": {"runs": len(warm), "seconds": w1 - w0, "mean_ms": float(np.mean(warm))},
         "latency_ms": stats.summarize(samples),
         "measured_seconds": measured_s,
         "memory": {
-            "peak_rss_kb": peak,
-            "peak_reset_before_load": peak_reset,
+            "peak_rss_kb": max(peaks) if peaks else None,
+            "peak_rss_load_kb": peak_load,
+            "peak_rss_inference_kb": peak_run,
+            "peak_reset_before_load": reset_load,
+            "peak_reset_before_inference": reset_run,
             "rss_before_load_kb": rss_before,
             "rss_after_load_kb": rss_loaded,
             "rss_after_runs_kb": rss_after,
             "model_rss_delta_kb": (rss_loaded - rss_before) if rss_loaded and rss_before else None,
+            "rss_allocate_delta_kb": load.get("rss_allocate_delta_kb"),
+            "tensor_arena": arena_info,
             "board": memory.meminfo(),
         },
+        "energy": energy_result,
+        "thermal": conditions,
+        "throttled": conditions["throttled"],
     }
-    limit = max(1, int(opts["max_samples"]))
+    if not reset_load or not reset_run:
+        result["memory"]["peak_reset_problem"] = reset_load_why or reset_run_why
+    limit = opts["max_samples"]
     if len(samples) <= limit:
         result["samples_ms"] = [stats.round_ms(s) for s in samples]
     else:
@@ -156,26 +233,37 @@ def profile(args, emit):
 
 
 def predict(args, emit):
-    """Run the model over every sample of a data file and save the outputs (dequantised) as .npy."""
+    """Run the model over every sample of a data file and save the outputs (dequantised) as .npy.
+
+    The host uses it for on-board accuracy: the same interpreter settings as ``profile`` (runtime, threads,
+    delegate), so the accuracy belongs to the configuration that was timed.
+    """
     for key in ("model", "inputs", "output"):
         if key not in args:
             raise AgentError(BAD_REQUEST, "predict needs %r" % key)
     runtime = runtimes.load(args.get("runtime"))
-    interpreter = runtimes.make_interpreter(
-        runtime, args["model"], threads=args.get("threads"), delegate=args.get("delegate") or "xnnpack"
+    interpreter, load = runtimes.make_interpreter(
+        runtime,
+        args["model"],
+        threads=args.get("threads"),
+        delegate=args.get("delegate") or "xnnpack",
+        delegate_options=args.get("delegate_options"),
     )
+    delegation, _graph = runtimes.delegation_report(interpreter, args.get("delegate"), load.get("stderr"))
     arrays = inputs_mod.load_arrays(args["inputs"], interpreter)
     in_details = interpreter.get_input_details()
     out_details = interpreter.get_output_details()
     count = arrays[0].shape[0]
     outputs = [[] for _ in out_details]
     emit("phase", phase="predict", count=int(count))
+    t0 = time.perf_counter()
     for i in range(count):
         for detail, array in zip(in_details, arrays):
             interpreter.set_tensor(detail["index"], array[i : i + 1])
         interpreter.invoke()
         for j, detail in enumerate(out_details):
             outputs[j].append(inputs_mod.dequantize_like(detail, interpreter.get_tensor(detail["index"]))[0])
+    seconds = time.perf_counter() - t0
     stacked = [np.stack(o) for o in outputs]
     np.save(
         args["output"],
@@ -185,5 +273,8 @@ def predict(args, emit):
         "count": int(count),
         "output": args["output"],
         "runtime": runtime.describe(),
+        "delegation": delegation,
+        "threads": args.get("threads"),
+        "seconds": seconds,
         "output_shapes": [list(s.shape) for s in stacked],
     }

@@ -1,0 +1,47 @@
+"""The timed loop, benchmark_model-style.
+
+A warm-up of at least N runs and at least S seconds, then measured runs: at least N and at least S seconds, at most
+a maximum duration. Each sample is one ``invoke()`` between two ``perf_counter`` reads and nothing else; inputs are
+set once before the loop, as benchmark_model does. An optional pause between runs gives a duty cycle (a camera at
+10 fps leaves the SoC idle between frames, which changes clocks, temperature and energy per inference).
+"""
+
+import os
+import time
+
+from .protocol import BAD_REQUEST, AgentError
+
+
+def timed_loop(invoke, min_runs, min_seconds, max_seconds, pause_s=0.0):
+    """``(samples_ms, started, ended)``; ``started``/``ended`` are perf_counter values bounding the loop."""
+    clock = time.perf_counter
+    sleep = time.sleep
+    samples = []
+    append = samples.append
+    started = clock()
+    while True:
+        t0 = clock()
+        invoke()
+        t1 = clock()
+        append((t1 - t0) * 1000.0)
+        elapsed = t1 - started
+        if (len(samples) >= min_runs and elapsed >= min_seconds) or elapsed >= max_seconds:
+            return samples, started, t1
+        if pause_s:
+            sleep(pause_s)
+
+
+def pin(cpus):
+    """Pin this process (and the interpreter threads it starts) to ``cpus``; returns the affinity now in force."""
+    if not cpus:
+        return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    try:
+        wanted = [int(c) for c in cpus]
+        os.sched_setaffinity(0, wanted)
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError, ValueError, TypeError) as exc:
+        raise AgentError(
+            BAD_REQUEST,
+            "cannot pin to CPUs %s: %s" % (cpus, exc),
+            "name CPUs that exist on the board (see the cpu facts in hello)",
+        )

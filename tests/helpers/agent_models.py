@@ -1,0 +1,66 @@
+"""Real models the agent tests need beyond tests/helpers/make_models.py, built in their own process.
+
+Usage: python -m tests.helpers.agent_models OUT_DIR   writes flex.tflite (a TF op kept as a Flex custom op)
+       python -m tests.helpers.agent_models --probe   prints the probe models embedded in edgeprof_agent/probe.py
+"""
+
+import base64
+import gzip
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+
+def flex_model() -> bytes:
+    """A matrix inverse: no LiteRT builtin, so SELECT_TF_OPS keeps it as the custom op FlexMatrixInverse."""
+
+    class Inverse(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, 3, 3], tf.float32)])
+        def __call__(self, x):
+            return tf.linalg.inv(x + 3.0 * tf.eye(3))
+
+    module = Inverse()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    return converter.convert()
+
+
+def probe_models() -> tuple[bytes, bytes]:
+    """One Dense layer, float32 and full int8: the smallest models on which a delegate shows whether it applies."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(2)])
+    float_model = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    rng = np.random.default_rng(0)
+    converter.representative_dataset = lambda: ([rng.random((1, 4), dtype=np.float32)] for _ in range(16))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return float_model, converter.convert()
+
+
+def main() -> None:
+    if sys.argv[1:] == ["--probe"]:
+        for name, blob in zip(("FLOAT32", "INT8"), probe_models(), strict=True):
+            text = base64.b64encode(gzip.compress(blob, mtime=0)).decode()
+            print(f"{name} = (")
+            for i in range(0, len(text), 100):
+                print(f'    "{text[i : i + 100]}"')
+            print(")")
+        return
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "flex.tflite").write_bytes(flex_model())
+
+
+if __name__ == "__main__":
+    main()
