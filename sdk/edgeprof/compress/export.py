@@ -1,8 +1,14 @@
-"""Keras → TFLite (LiteRT flatbuffer), with the quantisation the recipe asks for."""
+"""Keras → TFLite (LiteRT flatbuffer), with the quantisation the recipe asks for and the runtime it must load in.
+
+With a target runtime (``--runtime tflite-runtime-2.14``) the exported model is checked against the operator
+versions that release registers (:mod:`edgeprof.tflite.compat`). A known converter workaround is applied when one
+exists (TF 2.21's per-channel dynamic-range FULLY_CONNECTED is v12, which tflite-runtime 2.14 lacks; per-tensor
+Dense quantisation gives an older version); otherwise export stops with the operators named.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -53,13 +59,28 @@ def configure(
     raise CompressionError(f"unknown quantisation mode {mode!r}", "use dynamic, int8, float16 or int16x8")
 
 
-def to_tflite(model: Any, quantize: QuantizeStep | None = None, data: Dataset | None = None, *, seed: int = 0) -> bytes:
+# (operator the runtime lacks, what the workaround does, how to set the converter up for it)
+WORKAROUNDS: list[tuple[str, str, Callable[[Any], None]]] = [
+    (
+        "FULLY_CONNECTED",
+        "per-tensor instead of per-channel quantisation of Dense kernels "
+        "(_experimental_disable_per_channel_quantization_for_dense_layers)",
+        lambda c: setattr(c, "_experimental_disable_per_channel_quantization_for_dense_layers", True),
+    ),
+]
+
+
+def _convert(
+    model: Any, quantize: QuantizeStep | None, data: Dataset | None, seed: int, tweaks: list[Callable[[Any], None]]
+) -> bytes:
     tf = _tf.tensorflow()
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if quantize is not None:
         configure(
             converter, quantize.mode, data, samples=quantize.representative_samples, int8_io=quantize.int8_io, seed=seed
         )
+    for tweak in tweaks:
+        tweak(converter)
     try:
         return bytes(converter.convert())
     except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError and friends
@@ -68,3 +89,49 @@ def to_tflite(model: Any, quantize: QuantizeStep | None = None, data: Dataset | 
             f"the TFLite converter failed: {first[:300]}",
             "check that every layer has a TFLite builtin op, or drop the quantize step",
         ) from None
+
+
+def to_tflite(model: Any, quantize: QuantizeStep | None = None, data: Dataset | None = None, *, seed: int = 0) -> bytes:
+    return _convert(model, quantize, data, seed, [])
+
+
+def convert(
+    model: Any,
+    quantize: QuantizeStep | None = None,
+    data: Dataset | None = None,
+    *,
+    seed: int = 0,
+    runtime: Any = None,
+) -> tuple[bytes, dict[str, Any]]:
+    """Export, and make sure ``runtime`` (a RuntimeSpec or name, None: any) can load the result."""
+    tflite = _convert(model, quantize, data, seed, [])
+    if runtime is None:
+        return tflite, {}
+    from ..tflite import compat, parse
+
+    spec = compat.parse_runtime(runtime) if isinstance(runtime, str) else runtime
+    issues = compat.unsupported_ops(parse(tflite), spec)
+    first_issues = [i.reason for i in issues]
+    applied: list[str] = []
+    tweaks: list[Callable[[Any], None]] = []
+    for op, text, tweak in WORKAROUNDS:
+        if any(issue.opcode.name == op for issue in issues):
+            tweaks.append(tweak)
+            applied.append(text)
+            tflite = _convert(model, quantize, data, seed, tweaks)
+            issues = compat.unsupported_ops(parse(tflite), spec)
+    if issues:
+        raise CompressionError(
+            f"{spec.family} {spec.version} cannot load the exported model: " + "; ".join(i.reason for i in issues),
+            "target a newer runtime with --runtime, or choose another quantize mode (e.g. int8 instead of dynamic)",
+        )
+    return tflite, {
+        "runtime": str(spec),
+        "runtime_check": {
+            "runtime": str(spec),
+            "provenance": compat.PROVENANCE.get(str(spec)),
+            "issues_before_workarounds": first_issues,
+            "workarounds": applied,
+            "ops": sorted({str(code) for code in parse(tflite).opcodes}),
+        },
+    }

@@ -15,7 +15,7 @@ from .._version import __version__
 from ..data import Dataset, load_data
 from ..errors import CompressionError, DataError
 from ..modelfile import ModelFile, gzip_size, sha256_bytes
-from . import analysis, cluster, evaluate, export, models, prune
+from . import analysis, cluster, distill, evaluate, export, l1, lowrank, models, prune
 from . import quantize as quantize_step
 from .recipe import ClusterStep, PruneStep, QuantizeStep, Recipe, Step
 
@@ -25,6 +25,9 @@ Progress = Callable[[str], None]
 STEP_FUNCTIONS: dict[str, Callable[..., tuple[Any, dict[str, Any]]]] = {
     PruneStep.kind: prune.apply,
     ClusterStep.kind: cluster.apply,
+    l1.L1Step.kind: l1.apply,
+    lowrank.LowRankStep.kind: lowrank.apply,
+    distill.DistillStep.kind: distill.apply,
 }
 
 
@@ -49,7 +52,8 @@ class CompressionResult:
         m = self.manifest
         sizes = m["sizes"]
         src, out = m["source"]["metrics"], m["tflite"]["metrics"]
-        lines = [f"recipe: {m['recipe_text']}   ({m['seconds_total']:.1f} s)", ""]
+        runtime = f"   runtime: {m['runtime']['runtime']}" if m.get("runtime") else ""
+        lines = [f"recipe: {m['recipe_text']}   ({m['seconds_total']:.1f} s){runtime}", ""]
         lines.append(
             _table.table(
                 ["step", "seconds", "effect"],
@@ -86,12 +90,20 @@ class CompressionResult:
         lines.append("")
         lines.append(
             _table.table(
-                ["layer", "type", "params", "sparsity", "unique values"],
+                ["layer", "type", "params", "sparsity", "unique values", "TFLite dtype", "TFLite sparsity"],
                 [
-                    [r["name"], r["type"], r["params"], _table.pct(r.get("sparsity")), r.get("unique_values", "-")]
+                    [
+                        r["name"],
+                        r["type"],
+                        r["params"],
+                        _table.pct(r.get("sparsity")),
+                        r.get("unique_values", "-"),
+                        r.get("tflite_dtype", "-"),
+                        _table.pct(r.get("tflite_sparsity")),
+                    ]
                     for r in m["layers"]
                 ],
-                align="llrrr",
+                align="llrrrlr",
             )
         )
         return "\n".join(lines)
@@ -101,6 +113,8 @@ _METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 
 
 def _effect_text(step: Step, effect: dict[str, Any]) -> str:
+    if "text" in effect:
+        return str(effect["text"])
     if isinstance(step, PruneStep):
         return f"sparsity {effect['reached_sparsity']:.1%} (target {effect['target_sparsity']:.0%})"
     if isinstance(step, ClusterStep):
@@ -110,11 +124,15 @@ def _effect_text(step: Step, effect: dict[str, Any]) -> str:
     return effect.get("text", "")
 
 
-def _tensor_types(tflite: bytes) -> dict[str, int]:
+def _parse(tflite: bytes) -> Any:
     from ..tflite import parse
 
+    return parse(tflite)
+
+
+def _tensor_types(tflite: bytes) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for subgraph in parse(tflite).subgraphs:
+    for subgraph in _parse(tflite).subgraphs:
         for tensor in subgraph.tensors:
             counts[tensor.dtype] = counts.get(tensor.dtype, 0) + 1
     return counts
@@ -151,6 +169,16 @@ def _compress(
             "compress needs data to fine-tune, calibrate and evaluate on",
             "pass --data data.npz (x_train, y_train, x_test, y_test) or builtin:digits",
         )
+    runtime = None
+    if recipe.runtime:
+        from ..tflite import compat
+
+        runtime = compat.parse_runtime(recipe.runtime)
+        if not runtime.known:
+            raise compat.UnknownRuntimeError(
+                f"edgeprof has no operator table for {runtime}",
+                "pick one of: " + ", ".join(str(r) for r in compat.KNOWN_RUNTIMES),
+            )
     dataset = load_data(data, seed=recipe.seed)
     source, source_info = models.load_model(model)
     if tuple(source.input_shape[1:]) != dataset.input_shape:
@@ -193,10 +221,10 @@ def _compress(
     t0 = time.perf_counter()
     if quantize is not None:
         say(f"step {len(recipe.steps)}/{len(recipe.steps)}: {quantize.describe()}")
-        current, tflite, effect = quantize_step.apply(current, quantize, dataset, seed=recipe.seed)
+        current, tflite, effect = quantize_step.apply(current, quantize, dataset, seed=recipe.seed, runtime=runtime)
     else:
-        tflite = export.to_tflite(current)
-        effect = {"text": "float32 export"}
+        tflite, export_info = export.convert(current, runtime=runtime)
+        effect = {"text": "float32 export", **export_info}
     types = _tensor_types(tflite)
     effect = {**effect, "tensor_types": types}
     if quantize is not None:
@@ -213,6 +241,16 @@ def _compress(
     say("evaluating the TFLite model in the local agent")
     tflite_metrics = evaluate.tflite_metrics(tflite, dataset)
     layers = analysis.layer_stats(current)
+    weights = analysis.tflite_weights(tflite)
+    for row in layers:
+        match = analysis.match_tflite_layer(weights, row["name"])
+        if match is not None:
+            row.update(
+                tflite_dtype=match["dtype"],
+                tflite_sparsity=match["sparsity"],
+                tflite_unique_values=match["unique_values"],
+                tflite_unique_values_scope=match["unique_values_scope"],
+            )
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -237,7 +275,15 @@ def _compress(
         "steps": steps_report,
         "layers": layers,
         "sparsity": analysis.overall_sparsity(layers),
-        "tflite": {**model_file.to_dict(), "path": tflite_path.name, "metrics": tflite_metrics, "tensor_types": types},
+        "runtime": effect.get("runtime_check"),
+        "tflite": {
+            **model_file.to_dict(),
+            "path": tflite_path.name,
+            "metrics": tflite_metrics,
+            "tensor_types": types,
+            "ops": sorted({str(code) for code in _parse(tflite).opcodes}),
+            "weights": weights,
+        },
         "sizes": sizes,
         "metrics_delta": metrics.difference(tflite_metrics, source_metrics),
         "seconds_total": time.perf_counter() - started,

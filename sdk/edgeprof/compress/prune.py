@@ -63,7 +63,7 @@ def apply(model: Any, step: PruneStep, data: Dataset, *, seed: int = 0) -> tuple
     schedule_plan = plan_schedule(step, training.steps_per_epoch(data, step.training) * step.training.epochs)
     m_by_n = parse_structure(step.structure)
     if m_by_n is not None:
-        target = 1 - m_by_n[0] / m_by_n[1]
+        target = m_by_n[0] / m_by_n[1]  # M zeros in every N consecutive input-channel weights
         schedule = sparsity.ConstantSparsity(
             target, begin_step=schedule_plan.begin_step, frequency=schedule_plan.frequency
         )
@@ -86,12 +86,28 @@ def apply(model: Any, step: PruneStep, data: Dataset, *, seed: int = 0) -> tuple
     kwargs: dict[str, Any] = {"pruning_schedule": schedule}
     if m_by_n is not None:
         kwargs["sparsity_m_by_n"] = m_by_n
+
+    def supports(layer: Any) -> bool:
+        if not PruneRegistry.supports(layer):
+            return False
+        if m_by_n is None:
+            return True
+        kernel = analysis.kernel_of(layer)
+        # TF-MOT's M:N masks cover Dense and Conv2D kernels, in blocks along the input channels.
+        return (
+            isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D))
+            and not isinstance(layer, keras.layers.DepthwiseConv2D)
+            and kernel is not None
+            and kernel.shape[-2] >= m_by_n[1]
+        )
+
+    keras = _tf.keras()
     wrapped, names = select.wrap_layers(
         model,
         step,
-        supports=PruneRegistry.supports,
+        supports=supports,
         wrap=lambda layer: sparsity.prune_low_magnitude(layer, **kwargs),
-        what="pruned",
+        what="pruned" if m_by_n is None else f"pruned {step.structure} (Dense or Conv2D with ≥ {m_by_n[1]} inputs)",
     )
     training.compile_for(wrapped, step.training)
     training.fit(wrapped, data, step.training, callbacks=[sparsity.UpdatePruningStep()], seed=seed)
@@ -113,4 +129,17 @@ def apply(model: Any, step: PruneStep, data: Dataset, *, seed: int = 0) -> tuple
             **schedule_plan.__dict__,
         },
         "layers": {r["name"]: r["sparsity"] for r in rows},
+        **({"m_by_n_blocks": _m_by_n_report(stripped, names, m_by_n)} if m_by_n else {}),
+        "text": f"sparsity {reached:.1%} (target {target:.0%})"
+        + ("" if m_by_n is None else f", {step.structure} pattern in every kernel"),
     }
+
+
+def _m_by_n_report(model: Any, names: list[str], m_by_n: tuple[int, int]) -> dict[str, float]:
+    """Per layer, the fraction of N-blocks along the input channels that hold at least M zeros (1.0 = all)."""
+    report = {}
+    for name in names:
+        kernel = analysis.kernel_of(model.get_layer(name))
+        if kernel is not None:
+            report[name] = analysis.m_by_n_fraction(kernel, *m_by_n)
+    return report

@@ -50,6 +50,9 @@ class Step:
     def describe(self) -> str:
         return self.kind
 
+    def validate(self, where: str) -> None:
+        """Refuse values that cannot work, with the field named (each step adds its own checks)."""
+
     def to_dict(self) -> dict[str, Any]:
         data = {"kind": self.kind}
         for f in dataclasses.fields(self):
@@ -94,7 +97,12 @@ class ClusterStep(Step):
 @dataclass
 class QuantizeStep(Step):
     """Post-training quantisation at export (``dynamic``, ``int8``, ``float16``, ``int16x8``) or
-    quantisation-aware training (``qat``, ``pqat``, ``cqat``, ``pcqat``) followed by an int8 export."""
+    quantisation-aware training (``qat``, ``pqat``, ``cqat``, ``pcqat``) followed by an int8 export.
+
+    ``pqat`` keeps the zeros of a pruned model, ``cqat`` the clusters of a clustered one and ``pcqat`` both
+    (TF-MOT's collaborative optimisation schemes). ``representative_samples`` training samples calibrate int8;
+    ``int8_io`` makes the model's input and output int8 too (for integer-only accelerators).
+    """
 
     kind: ClassVar[str] = "quantize"
     mode: str = "int8"
@@ -147,14 +155,29 @@ def validate_step(step: Step, where: str = "recipe") -> None:
             raise RecipeError(f"{where}: unknown schedule {step.schedule!r}", "use polynomial or constant")
     if isinstance(step, ClusterStep) and not 2 <= step.clusters <= 256:
         raise RecipeError(f"{where}: clusters must be between 2 and 256", "use e.g. clusters = 16")
-    if isinstance(step, QuantizeStep) and step.mode not in QUANTIZE_MODES:
-        raise RecipeError(f"{where}: unknown quantize mode {step.mode!r}", f"use one of: {', '.join(QUANTIZE_MODES)}")
+    if isinstance(step, QuantizeStep):
+        if step.mode not in QUANTIZE_MODES:
+            raise RecipeError(
+                f"{where}: unknown quantize mode {step.mode!r}", f"use one of: {', '.join(QUANTIZE_MODES)}"
+            )
+        if step.representative_samples < 1:
+            raise RecipeError(f"{where}: representative_samples must be ≥ 1", "use e.g. representative_samples = 200")
+        if step.int8_io and step.mode not in ("int8", "qat", "pqat", "cqat", "pcqat"):
+            raise RecipeError(f"{where}: int8_io needs a full-integer mode, not {step.mode}", 'use mode = "int8"')
+    if isinstance(step, PruneStep) and step.structure != "unstructured":
+        from .prune import parse_structure
+
+        parse_structure(step.structure)
+    step.validate(where)
 
 
 @dataclass
 class Recipe:
+    """Steps in order; ``runtime`` (e.g. ``tflite-runtime-2.14``) is the runtime the board will load the model with."""
+
     steps: list[Step] = field(default_factory=list)
     seed: int = 0
+    runtime: str | None = None
 
     def __post_init__(self) -> None:
         quantize = [i for i, s in enumerate(self.steps) if isinstance(s, QuantizeStep)]
@@ -171,19 +194,19 @@ class Recipe:
         return " → ".join(s.describe() for s in self.steps) or "float32 export"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "steps": [s.to_dict() for s in self.steps]}
+        return {"seed": self.seed, "runtime": self.runtime, "steps": [s.to_dict() for s in self.steps]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "recipe") -> Recipe:
-        unknown = set(data) - {"step", "steps", "seed"}
+        unknown = set(data) - {"step", "steps", "seed", "runtime"}
         if unknown:
             raise RecipeError(
                 f"{where}: unknown top-level key(s) {', '.join(sorted(unknown))}",
-                "a recipe holds [[step]] tables and an optional seed",
+                "a recipe holds [[step]] tables and optional seed and runtime keys",
             )
         raw_steps = data.get("step", data.get("steps", []))
         steps = [_build_step(raw, f"{where}, step {i + 1}") for i, raw in enumerate(raw_steps)]
-        return cls(steps=steps, seed=int(data.get("seed", 0)))
+        return cls(steps=steps, seed=int(data.get("seed", 0)), runtime=data.get("runtime"))
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Recipe:
@@ -204,12 +227,24 @@ class Recipe:
         quantize: str | None = None,
         epochs: int | None = None,
         seed: int = 0,
+        structure: str = "unstructured",
+        representative_samples: int = 200,
+        int8_io: bool = False,
+        batch_size: int | None = None,
+        learning_rate: float | None = None,
+        runtime: str | None = None,
     ) -> Recipe:
         """The common cases as CLI flags: ``--prune 0.8 --cluster 16 --quantize int8``."""
-        training = Training(epochs=epochs) if epochs is not None else Training()
+        training = Training()
+        if epochs is not None:
+            training.epochs = epochs
+        if batch_size is not None:
+            training.batch_size = batch_size
+        if learning_rate is not None:
+            training.learning_rate = learning_rate
         steps: list[Step] = []
         if prune is not None:
-            steps.append(PruneStep(sparsity=prune, training=dataclasses.replace(training)))
+            steps.append(PruneStep(sparsity=prune, structure=structure, training=dataclasses.replace(training)))
         if cluster is not None:
             steps.append(
                 ClusterStep(
@@ -217,7 +252,14 @@ class Recipe:
                 )
             )
         if quantize is not None:
-            steps.append(QuantizeStep(mode=quantize, training=dataclasses.replace(training)))
+            steps.append(
+                QuantizeStep(
+                    mode=quantize,
+                    representative_samples=representative_samples,
+                    int8_io=int8_io,
+                    training=dataclasses.replace(training),
+                )
+            )
         for i, step in enumerate(steps):
             validate_step(step, f"step {i + 1}")
-        return cls(steps=steps, seed=seed)
+        return cls(steps=steps, seed=seed, runtime=runtime)

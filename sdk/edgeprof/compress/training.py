@@ -31,7 +31,7 @@ def steps_per_epoch(data: Dataset, training: Training) -> int:
 def compile_for(model: Any, training: Training, *, from_logits: bool | None = None) -> None:
     keras = _tf.keras()
     if from_logits is None:
-        from_logits = not _ends_in_softmax(model)
+        from_logits = not ends_in_softmax(model)
     model.compile(
         optimizer=optimizer(training),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
@@ -53,7 +53,8 @@ def fit(model: Any, data: Dataset, training: Training, *, callbacks: list | None
     )
 
 
-def _ends_in_softmax(model: Any) -> bool:
+def ends_in_softmax(model: Any) -> bool:
+    """Whether the model outputs probabilities (a softmax) rather than logits."""
     last = model.layers[-1]
     activation = getattr(last, "activation", None)
     if getattr(activation, "__name__", "") == "softmax":
