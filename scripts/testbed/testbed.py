@@ -78,14 +78,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_listening(address: str, port: int, timeout: float, pid: int | None = None, log: Path | None = None) -> None:
+def _wait_listening(
+    address: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=0.5) as sock:
             sock.settimeout(2)
             if sock.recv(64).startswith(b"SSH-"):
                 return
-        if pid is not None and not Path(f"/proc/{pid}").exists():
+        if proc is not None and proc.poll() is not None:
             break
         time.sleep(0.05)
     tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
@@ -134,7 +136,7 @@ class TestBed:
         self.mode = mode or os.environ.get("EDGEPROF_TESTBED_MODE") or ("netns" if is_root() else "loopback")
         if self.mode == "netns" and (reason := netns_unavailable_reason()):
             raise RuntimeError(reason)
-        self.tag = "%04x" % random.randrange(0x10000)
+        self.tag = f"{random.randrange(0x10000):04x}"
         self.subnet = random.randrange(64, 250)
         self.boards: dict[str, Board] = {}
         self.key = self.root / "id_ed25519"
@@ -205,7 +207,6 @@ class TestBed:
             board = self._add_loopback_board(name, index, state)
         if python:
             board.python = python
-        self.boards[name] = board
         self.save()
         return board
 
@@ -222,6 +223,7 @@ class TestBed:
             hostname=socket.gethostname(),
             workdir=str(state / "home" / ".edgeprof"),
         )
+        self.boards[name] = board
         self._start_sshd(board)
         return board
 
@@ -249,6 +251,7 @@ class TestBed:
             host_veth=host_veth,
             rootfs=rootfs,
         )
+        self.boards[name] = board  # from here on, down() cleans it up
         if rootfs:
             inside = "/etc/edgeprof-board"
             Path(rootfs, inside.lstrip("/")).mkdir(parents=True, exist_ok=True)
@@ -262,8 +265,6 @@ class TestBed:
             assert fields[0] == "root", "the first /etc/passwd entry should be root"
             fields[5] = str(state / "home")
             (state / "passwd").write_text("\n".join([":".join(fields), *passwd[1:]]) + "\n")
-            (state / "tmp").mkdir(exist_ok=True)
-            os.chmod(state / "tmp", 0o1777)
         self._start_sshd(board)
         return board
 
@@ -289,7 +290,7 @@ class TestBed:
         else:
             script = (
                 'set -e; hostname "$1"; state="$2"; mount --bind "$state/passwd" /etc/passwd; '
-                'mount --bind "$state/tmp" /tmp; mkdir -p /run/sshd; exec "$3" -D -e -f "$state/sshd_config"'
+                'mkdir -p /run/sshd; exec "$3" -D -e -f "$state/sshd_config"'
             )
             argv = [
                 "ip", "netns", "exec", board.netns or "", "unshare", "--uts", "--mount", "--propagation", "private",
@@ -298,7 +299,7 @@ class TestBed:
         with open(log, "ab") as out:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
         board.pid = proc.pid
-        _wait_listening(board.address, board.port, 60 if board.rootfs else 10, proc.pid, log)
+        _wait_listening(board.address, board.port, 60 if board.rootfs else 10, proc, log)
         self.save()
 
     def restart(self, board: Board) -> None:

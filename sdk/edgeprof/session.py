@@ -83,10 +83,12 @@ class AgentSession:
                 code=error.get("code", "internal"),
             )
 
-    def close(self) -> None:
+    def close(self, graceful: bool = True) -> None:
+        """Say ``bye`` and let the agent exit; ``graceful=False`` (an error or Ctrl-C) stops it at once."""
         try:
-            self.call("bye", timeout=5)
-            self._process.wait(timeout=5)
+            if graceful:
+                self.call("bye", timeout=5)
+                self._process.wait(timeout=5)
         except Exception:  # noqa: BLE001 - closing must never hide the real error
             pass
         finally:

@@ -8,8 +8,11 @@ or target name can ever become a command.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+#: Called as ``progress(bytes_sent, bytes_total)`` while a file goes to the board.
+UploadProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class Transport(ABC):
         """Start a command and keep talking to it."""
 
     @abstractmethod
-    def put(self, data: bytes, remote_path: str) -> None:
+    def put(self, data: bytes, remote_path: str, progress: UploadProgress | None = None) -> None:
         """Write ``data`` to ``remote_path`` (the caller handles atomicity)."""
 
     @abstractmethod

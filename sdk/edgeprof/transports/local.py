@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import TransportError
-from .base import CommandResult, Process, Transport
+from .base import CommandResult, Process, Transport, UploadProgress
 
 
 class LocalProcess(Process):
@@ -106,10 +106,12 @@ class LocalTransport(Transport):
     def start(self, argv: Sequence[str]) -> Process:
         return LocalProcess(argv, self.cwd)
 
-    def put(self, data: bytes, remote_path: str) -> None:
+    def put(self, data: bytes, remote_path: str, progress: UploadProgress | None = None) -> None:
         path = self._path(remote_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+        if progress is not None:
+            progress(len(data), len(data))
 
     def get(self, remote_path: str) -> bytes:
         try:
