@@ -8,25 +8,38 @@ MobileNetV2 α=0.35 at 96×96 (FIELD-NOTES): on this CPU its int8 build is slowe
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[2]
+FILES = ("mobilenet_f32.tflite", "mobilenet_int8.tflite", "keras_layers.json")
 
-import numpy as np
-import tensorflow as tf
-import tf_keras as keras
+
+def build_once(folder: Path) -> Path:
+    """Build the models into ``folder`` unless an earlier test module of this session already did (≈ 35 s)."""
+    if not all((folder / name).is_file() for name in FILES):
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        subprocess.run(
+            [sys.executable, "-m", "tests.helpers.mobilenet", str(folder)],
+            check=True,
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+    return folder
 
 
 def keras_macs(model) -> list[dict]:
     """MACs of each layer from its output shape and kernel, as a textbook would count them."""
+    import tf_keras as keras
+
     rows = []
     for layer in model.layers:
         out = layer.output_shape
         if isinstance(layer, keras.layers.DepthwiseConv2D):
-            kh, kw, cin, mult = layer.depthwise_kernel.shape
+            kh, kw = layer.depthwise_kernel.shape[:2]
             macs = out[1] * out[2] * out[3] * kh * kw
             kind = "DEPTHWISE_CONV_2D"
         elif isinstance(layer, keras.layers.Conv2D):
@@ -44,6 +57,13 @@ def keras_macs(model) -> list[dict]:
 
 
 def main(out: Path) -> None:
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras as keras
+
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(96, 96, 3), classes=10)

@@ -38,14 +38,14 @@ def _num(value: float | None, fmt: str) -> str:
 
 
 CSS = """
-body { font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em auto; max-width: 1100px;
+body { font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em auto; max-width: 1280px;
        color: #222; padding: 0 1em; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; }
 .meta { color: #666; } table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; }
 th, td { padding: 3px 9px; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; }
 th { background: #f5f5f5; } td.l, th.l { text-align: left; } figure { margin: 1.2em 0; }
 figure img { max-width: 100%; border: 1px solid #eee; } figcaption { color: #555; font-size: 13px; }
-.good { color: #17803d; } .bad { color: #b3261e; } .note { color: #666; font-size: 12px; }
+.wide { overflow-x: auto; } .good { color: #17803d; } .bad { color: #b3261e; } .note { color: #666; font-size: 12px; }
 """
 
 
@@ -128,7 +128,7 @@ class Report:
                 f"<td class=l>{'throttled' if r['throttled'] else ('ok' if 'throttled' in rec else '-')}</td>"
                 f"<td class=l>{_e(r['created_at'][:19].replace('T', ' '))}</td></tr>"
             )
-        return f"<table id=runs>{head}{''.join(body)}</table>"
+        return f"<div class=wide><table id=runs>{head}{''.join(body)}</table></div>"
 
     def _merit_table(self) -> str:
         if not self.data.merits:
@@ -164,7 +164,7 @@ class Report:
                 f"<td class=l>{_e(m.note)}</td></tr>"
             )
         return (
-            f"<table id=merit>{head}{''.join(body)}</table>"
+            f"<div class=wide><table id=merit>{head}{''.join(body)}</table></div>"
             "<p class=note>Baseline: the float32 TFLite export of the same source model (the compression run with "
             "an empty recipe and the same source hash), profiled on the same target, preferring the same runtime, "
             "delegate and threads. Compression ratio: baseline bytes over compressed bytes. Accuracy Δ: compressed "
@@ -190,7 +190,7 @@ class Report:
                 f"<td>{_table.pct(f.accuracy)}</td><td>{_num(insp.get('macs_total'), ',')}</td>"
                 f"<td>{_table.size(arena)}</td><td>{_table.pct(sparsity)}</td></tr>"
             )
-        return f"<table id=models>{head}{''.join(body)}</table>"
+        return f"<div class=wide><table id=models>{head}{''.join(body)}</table></div>"
 
     def _figure(self, plot: Plot) -> str:
         encoded = base64.b64encode(plot.png).decode("ascii")

@@ -78,7 +78,15 @@ def latency_distributions(data: ReportData) -> Plot | None:
         runs = per_target[target]
         samples = [samples_of(r["record"]) for r in runs]
         positions = list(range(1, len(runs) + 1))
-        parts = ax.violinplot(samples, positions=positions, orientation="horizontal", showextrema=False, widths=0.8)
+        low = min(float(s.min()) for s in samples)
+        high = max(float(np.percentile(s, 99.5)) for s in samples)
+        log_scale = high / max(low, 1e-9) > 20
+        pad = 0.05 * (high - low) or 0.05 * high
+        upper = high * 1.2 if log_scale else high + pad
+        # The density is drawn from the samples inside the axis: a few stalls 100x slower than the rest would
+        # otherwise widen the kernel until the bulk of the distribution is a smear.
+        shown = [s[s <= upper] if (s <= upper).sum() >= 2 else s for s in samples]
+        parts = ax.violinplot(shown, positions=positions, orientation="horizontal", showextrema=False, widths=0.8)
         for body, color in zip(parts["bodies"], COLORS * 10, strict=False):
             body.set_facecolor(color)
             body.set_alpha(0.45)
@@ -86,9 +94,23 @@ def latency_distributions(data: ReportData) -> Plot | None:
             ax.plot([run["median_ms"]] * 2, [pos - 0.3, pos + 0.3], color="black", lw=2)
             ax.plot([run["p90_ms"]] * 2, [pos - 0.3, pos + 0.3], color="black", lw=1, ls="--")
         ax.set_yticks(positions, [f"{names.get(r['model_sha256'], r['model_name'])}  #{r['id']}" for r in runs])
-        spread = max(float(np.percentile(s, 99.5)) for s in samples) / max(min(float(s.min()) for s in samples), 1e-9)
-        if spread > 20:
+        if log_scale:
             ax.set_xscale("log")
+            ax.set_xlim(low / 1.2, upper)
+        else:
+            ax.set_xlim(max(low - pad, 0), upper)
+        beyond = sum(int((s > upper).sum()) for s in samples)
+        if beyond:  # rare stalls (page faults, preemption) would squash the violins: say they exist instead
+            slowest = max(float(s.max()) for s in samples)
+            ax.text(
+                0.995,
+                0.02,
+                f"{beyond} slower samples beyond the axis (up to {slowest:.3g} ms)",
+                transform=ax.transAxes,
+                ha="right",
+                fontsize=7.5,
+                color="#555",
+            )
         ax.set_title(f"target {target}", loc="left", fontsize=10)
         ax.set_xlabel("latency per inference (ms)")
         ax.grid(axis="x", alpha=0.3)
@@ -96,7 +118,8 @@ def latency_distributions(data: ReportData) -> Plot | None:
         "latency",
         "Latency distributions per target and model",
         "Every measured inference of the newest run of each model on each target (violin: the density of the "
-        "samples; solid line: median; dashed line: p90).",
+        "samples; solid line: median; dashed line: p90). The axis ends just past the slowest p99.5; the few "
+        "slower samples are counted in the corner.",
         _png(fig),
     )
 
@@ -109,12 +132,22 @@ def _scatter_pareto(ax: Any, points: list[tuple[float, float]], names: list[str]
     fy = [ys[i] for i in front]
     ax.scatter(fx, fy, s=90, facecolors="none", edgecolors="#d62728", linewidths=2, zorder=3, label="Pareto front")
     ax.step(fx, fy, where="post", color="#d62728", lw=1.2, zorder=1)
+    ax.margins(x=0.12, y=0.15)
+    middle = (min(xs) + max(xs)) / 2
     for x, y, name in zip(xs, ys, names, strict=True):
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=7.5)
+        right = x > middle  # labels point inwards so they stay inside the axes
+        ax.annotate(
+            name,
+            (x, y),
+            textcoords="offset points",
+            xytext=(-7 if right else 7, 5),
+            ha="right" if right else "left",
+            fontsize=7.5,
+        )
     ax.set_xlabel(xlabel)
     ax.set_ylabel("accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
 
 
 def accuracy_vs_latency(data: ReportData) -> Plot | None:

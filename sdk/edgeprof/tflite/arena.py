@@ -5,7 +5,8 @@ between tensors whose lifetimes do not overlap. This module follows its ArenaPla
 operator that first produces or reads it to the last operator that reads it, graph inputs from the start and graph
 outputs to the end; tensors are placed greedily, those alive for the whole run first, then by size (largest first),
 each into the best-fitting gap among the tensors alive at the same time, with 64-byte alignment (LiteRT's
-kDefaultTensorAlignment). Variables (persistent state) are counted separately.
+kDefaultTensorAlignment). Persistent tensors are counted separately: variables, and the outputs of DEQUANTIZE
+(or DENSIFY) of a constant, which LiteRT computes once and keeps (how float16 and sparse weights are expanded).
 
 It is an estimate: operator scratch buffers (im2col, XNNPACK's packed weights and workspace) are invisible in the
 flatbuffer, so a runtime's real arena can be larger. ``peak_live_bytes`` is the lower bound no plan can beat.
@@ -41,7 +42,7 @@ class ArenaPlan:
     bytes: int  # arena size of the greedy plan
     peak_live_bytes: int  # most bytes alive at one step: the lower bound for any plan
     no_reuse_bytes: int  # every activation in its own place
-    persistent_bytes: int  # variable tensors, kept across invocations
+    persistent_bytes: int  # variables and expanded constant weights, kept across invocations
     allocations: tuple[Allocation, ...]
 
     def to_dict(self) -> dict[str, int]:
@@ -50,15 +51,26 @@ class ArenaPlan:
         return data
 
 
+def persistent_tensors(subgraph: Subgraph) -> set[int]:
+    """Tensors kept for the interpreter's lifetime instead of sharing the arena."""
+    kept = {t.index for t in subgraph.tensors if t.is_variable}
+    for op in subgraph.operators:
+        source = op.inputs[0] if op.inputs else -1
+        if op.opcode.name in ("DEQUANTIZE", "DENSIFY") and source >= 0 and subgraph.tensors[source].is_constant:
+            kept.update(i for i in op.outputs if i >= 0)
+    return kept
+
+
 def lifetimes(subgraph: Subgraph) -> dict[int, tuple[int, int]]:
     """tensor index -> (first step, last step) for the tensors the arena holds."""
     steps = len(subgraph.operators)
     end = max(steps - 1, 0)
     spans: dict[int, list[int]] = {}
+    kept = persistent_tensors(subgraph)
 
     def touch(index: int, step: int) -> None:
         tensor = subgraph.tensors[index]
-        if tensor.is_constant or tensor.is_variable:
+        if tensor.is_constant or index in kept:
             return
         span = spans.setdefault(index, [step, step])
         span[0] = min(span[0], step)
@@ -118,7 +130,7 @@ def plan_subgraph(subgraph: Subgraph) -> ArenaPlan:
     for a in allocations:
         for step in range(a.first, a.last + 1):
             live[step] += a.size
-    persistent = sum(_aligned(t.nbytes) for t in subgraph.tensors if t.is_variable)
+    persistent = sum(_aligned(subgraph.tensors[i].nbytes) for i in persistent_tensors(subgraph))
     return ArenaPlan(
         bytes=max((a.offset + a.size for a in allocations), default=0),
         peak_live_bytes=max(live, default=0),

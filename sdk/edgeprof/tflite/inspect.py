@@ -191,16 +191,29 @@ class Inspection:
         lines.append(
             f"tensor arena (estimate): {_table.size(a['bytes'])}; at least {_table.size(a['peak_live_bytes'])} "
             f"alive at once, {_table.size(a['no_reuse_bytes'])} without reuse"
-            + (f", plus {_table.size(a['persistent_bytes'])} of variables" if a["persistent_bytes"] else "")
+            + (
+                f", plus {_table.size(a['persistent_bytes'])} kept for the interpreter's lifetime (variables, "
+                "dequantised weights)"
+                if a["persistent_bytes"]
+                else ""
+            )
         )
         lines.append(f"  {a['method']}")
         lines.append("")
-        lines.append("runtimes that can load it (oldest release with every op version it uses):")
+        lines.append("runtimes that can load it (from measured operator tables; older releases are not known):")
         if isinstance(self.runtimes.get("status"), str):
             lines.append(f"  {self.runtimes['status']}")
         else:
-            for family, version in self.runtimes["oldest"].items():
-                lines.append(f"  {family:15} " + (f">= {version}" if version else "no known release"))
+            rows = []
+            for family, entry in self.runtimes["families"].items():
+                known = entry["known"]
+                checked = f"{known[0]} only" if len(known) == 1 else f"{len(known)} releases, {known[0]} to {known[-1]}"
+                if entry["oldest"]:
+                    rows.append([family, f"{entry['oldest']} or newer", checked])
+                else:
+                    blocked = "; ".join(entry["blocked_by"][:3]) or "no table"
+                    rows.append([family, f"none known ({blocked})", checked])
+            lines.append(_table.table(["runtime", "loads it", "releases checked"], rows, align="lll"))
         return "\n".join(lines)
 
 
@@ -350,12 +363,20 @@ def _signatures(model: TFLiteModel) -> list[dict[str, Any]]:
 
 
 def _runtimes(model: TFLiteModel) -> dict[str, Any]:
+    """Per runtime family: the oldest release known to load the model, the releases checked, and what blocks."""
     try:
         from . import compat
     except ImportError:
         return {"status": COMPAT_UNAVAILABLE}
     oldest = compat.oldest_loaders(model)
-    return {"oldest": dict(oldest)}
+    families = {}
+    for family, version in oldest.items():
+        known = [r for r in compat.KNOWN_RUNTIMES if r.family == family]
+        entry: dict[str, Any] = {"oldest": version, "known": [r.version for r in known], "blocked_by": []}
+        if version is None and known:
+            entry["blocked_by"] = [issue.reason for issue in compat.unsupported_ops(model, known[-1])]
+        families[family] = entry
+    return {"families": families}
 
 
 def inspect_model(
