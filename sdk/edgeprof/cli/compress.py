@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..compress import Recipe, compress
+from ..compress.recipe import QUANTIZE_MODES
 from ..errors import RecipeError
 from ._common import emit_json, json_option, progress_printer, store_option
 
@@ -23,7 +24,7 @@ from ._common import emit_json, json_option, progress_printer, store_option
     "recipe_file",
     type=click.Path(dir_okay=False),
     default=None,
-    help="A TOML recipe (see README); cannot be mixed with the step flags.",
+    help="A TOML recipe (see examples/recipes/); cannot be mixed with the step flags.",
 )
 @click.option(
     "--prune",
@@ -31,15 +32,37 @@ from ._common import emit_json, json_option, progress_printer, store_option
     default=None,
     help="Prune to this sparsity, e.g. 0.8.",
 )
+@click.option(
+    "--structure",
+    default="unstructured",
+    show_default=True,
+    help="Pruning structure: unstructured, or M:N such as 2:4 (M zeros in every N weights; the sparsity is M/N).",
+)
 @click.option("--cluster", type=click.IntRange(2, 256), default=None, help="Cluster weights into N values.")
 @click.option(
     "--quantize",
-    type=click.Choice(["dynamic", "int8", "float16", "int16x8"]),
+    type=click.Choice(QUANTIZE_MODES),
     default=None,
-    help="Post-training quantisation at export.",
+    help="Post-training (dynamic, int8, float16, int16x8) or quantisation-aware (qat, pqat, cqat, pcqat).",
+)
+@click.option("--int8-io", is_flag=True, help="With int8 / QAT modes: int8 model input and output too.")
+@click.option(
+    "--representative-samples",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Training samples that calibrate int8 / int16x8.",
 )
 @click.option("--epochs", type=click.IntRange(min=0), default=None, help="Fine-tuning epochs per step [2].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits and training.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Fine-tuning batch size [32].")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None, help="[0.001]")
+@click.option(
+    "--runtime",
+    default=None,
+    help="The runtime the board loads the model with, e.g. litert-2.3 or tflite-runtime-2.14: export avoids "
+    "operator versions it lacks, or stops.",
+)
+@click.option("--seed", type=int, default=None, help="Seed for splits and training [0, or the recipe's].")
 @json_option
 @store_option
 def command(
@@ -48,33 +71,58 @@ def command(
     data: str,
     recipe_file: str | None,
     prune: float | None,
+    structure: str,
     cluster: int | None,
     quantize: str | None,
+    int8_io: bool,
+    representative_samples: int,
     epochs: int | None,
-    seed: int,
+    batch_size: int | None,
+    learning_rate: float | None,
+    runtime: str | None,
+    seed: int | None,
     as_json: bool,
     store: str,
 ) -> None:
-    """Compress a Keras model with TF-MOT and export it to TFLite.
+    """Compress a Keras model with TF-MOT (and more) and export it to TFLite.
 
-    Writes OUT/model.tflite and OUT/manifest.json (sizes, sparsity, unique weights per layer, and accuracy,
-    precision, recall and F1 of the source and of the exported TFLite model on held-out data).
+    Writes OUT/model.tflite and OUT/manifest.json (each step's time and effect, sizes, sparsity and unique weights
+    per layer, and accuracy, precision, recall and F1 of the source and of the exported TFLite model).
 
     \b
     Examples:
       edgeprof compress model.keras -o out --data data.npz --quantize int8
-      edgeprof compress model.h5 -o out --data builtin:digits --prune 0.8 --cluster 16 --quantize int8
-      edgeprof compress model.keras -o out --data data.npz --recipe recipe.toml
+      edgeprof compress model.h5 -o out --data builtin:digits --prune 0.8 --cluster 16 --quantize pcqat
+      edgeprof compress model.keras -o out --data data.npz --prune 0.5 --structure 2:4
+      edgeprof compress model.keras -o out --data data.npz --quantize dynamic --runtime tflite-runtime-2.14
+      edgeprof compress model.keras -o out --data data.npz --recipe examples/recipes/prune-cluster-int8.toml
     """
-    if recipe_file and any(v is not None for v in (prune, cluster, quantize)):
+    step_flags = (prune, cluster, quantize, epochs, batch_size, learning_rate)
+    if recipe_file and (any(v is not None for v in step_flags) or int8_io or structure != "unstructured"):
         raise RecipeError(
-            "--recipe cannot be combined with --prune/--cluster/--quantize", "put every step in the recipe file"
+            "--recipe cannot be combined with the step flags (--prune, --cluster, --quantize, --epochs, ...)",
+            "put every step in the recipe file",
         )
-    recipe = (
-        Recipe.from_toml(recipe_file)
-        if recipe_file
-        else Recipe.from_flags(prune=prune, cluster=cluster, quantize=quantize, epochs=epochs, seed=seed)
-    )
+    if recipe_file:
+        recipe = Recipe.from_toml(recipe_file)
+        if runtime is not None:
+            recipe.runtime = runtime
+        if seed is not None:
+            recipe.seed = seed
+    else:
+        recipe = Recipe.from_flags(
+            prune=prune,
+            cluster=cluster,
+            quantize=quantize,
+            epochs=epochs,
+            seed=seed or 0,
+            structure=structure,
+            representative_samples=representative_samples,
+            int8_io=int8_io,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            runtime=runtime,
+        )
     result = compress(model, recipe, data, out, store=store, progress=progress_printer(not as_json))
     if as_json:
         emit_json(result.manifest)

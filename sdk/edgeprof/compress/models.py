@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import _tf
 from ..errors import ModelError
+from . import keras3
 
 
 def file_sha256(path: Path) -> str:
@@ -56,6 +57,10 @@ def load_model(source: Any) -> tuple[Any, dict[str, Any]]:
             f"{path} is already a TFLite model; compress needs the Keras model it came from",
             "pass the .keras, .h5 or SavedModel of the model",
         )
+    if keras3.is_keras3_archive(path):
+        model = keras3.load(path)
+        check_supported(model)
+        return model, {"path": str(path), "sha256": file_sha256(path), "kind": "keras3", **keras3.describe(path)}
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for unreadable files
