@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import EdgeprofError
+from .fleet import FleetResult, profile_fleet
 from .profile import ProfileOptions, ProfileResult, profile
 from .targets import Target, resolve_target
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CompressionResult",
     "EdgeprofError",
+    "FleetResult",
     "ProfileOptions",
     "ProfileResult",
     "Recipe",
@@ -32,6 +34,7 @@ __all__ = [
     "compress",
     "open_store",
     "profile",
+    "profile_fleet",
     "resolve_target",
 ]
 

@@ -325,7 +325,7 @@ class Board:
     # -- the agent ----------------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def agent(self, timeout: float = 60.0) -> Iterator[AgentSession]:
+    def agent(self, timeout: float | None = None) -> Iterator[AgentSession]:
         """A running agent that has answered ``hello``; stopped on exit, also on Ctrl-C (on the board too)."""
         agent_path = self.ensure_agent()
         status = self.prepare()
@@ -337,7 +337,8 @@ class Board:
             argv = [python, "-c", REAPER, *argv]
         self.emit("phase", phase="agent")
         process = self.transport.start(argv)
-        session = AgentSession(process, board=self.target.name, timeout=timeout)
+        limit = timeout if timeout is not None else max(60.0, self.target.command_timeout)
+        session = AgentSession(process, board=self.target.name, timeout=limit)
         try:
             session.start()
             device = session.hello.setdefault("device", {})

@@ -16,7 +16,7 @@ from . import _table
 from ._version import __version__
 from .deploy import connect
 from .modelfile import ModelFile, open_tflite
-from .targets import Target, resolve_target
+from .targets import Target, apply_sensor_defaults, resolve_target
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,11 @@ class ProfileResult:
         delta = mem.get("model_rss_delta_kb")
         threads = m.get("threads") or "default"
         lines = [
+            *(
+                [f"EMULATED board ({dev.get('emulated_reason', 'emulated')}): timings check correctness, not speed"]
+                if dev.get("emulated")
+                else []
+            ),
             f"{self.model.name} ({_table.size(self.model.size_bytes)}, sha256 {self.model.sha256[:12]}) on "
             f"{self.target}: {dev.get('board') or dev.get('machine')}, {dev.get('os') or dev.get('system')}",
             f"runtime {self.runtime}, delegate {m.get('delegate')}, threads {threads}, "
@@ -145,7 +150,8 @@ def profile(
         options = ProfileOptions(**{**asdict(options), **option_overrides})
     model_file, data = open_tflite(model)
     target = resolve_target(target)
-    with connect(target) as board:
+    options = apply_sensor_defaults(target, options)
+    with connect(target, on_event=on_event) as board:
         remote_model = board.ensure_model(data, model_file.sha256)
         args = {**options.agent_args(), "model": remote_model}
         if inputs is not None:

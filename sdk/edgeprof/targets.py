@@ -259,6 +259,13 @@ def _target_from_table(name: str, table: dict[str, Any], path: Path, groups: tup
     if port is not None and not 0 < port < 65536:
         raise TargetError(f"{path}: target {name!r}: port {port} is out of range", "use 1-65535")
     sensors = {**profile.get("sensors", {}), **table.get("sensors", {})}
+    if not isinstance(sensors.get("energy", ""), str) or not all(
+        isinstance(a, str) for a in sensors.get("energy_command", [])
+    ):
+        raise TargetError(
+            f"{path}: target {name!r}: sensors.energy must be a name and sensors.energy_command a list of strings",
+            'e.g. energy = "ina2xx", or energy_command = ["/usr/local/bin/meter", "--watts"]',
+        )
     return Target(
         name=name,
         kind=kind,
@@ -374,3 +381,17 @@ def select_targets(specs: Iterable[str]) -> list[Target]:
 
 def with_overrides(target: Target, **changes: Any) -> Target:
     return replace(target, **changes)
+
+
+def apply_sensor_defaults(target: Target, options: Any) -> Any:
+    """The board's ``[sensors]`` settings fill in what the user left at its default (``energy = "auto"``)."""
+    changes: dict[str, Any] = {}
+    energy = target.sensors.get("energy")
+    command = target.sensors.get("energy_command")
+    if command and getattr(options, "energy_command", ()) is None:
+        changes["energy_command"] = tuple(command)
+        if energy in (None, "auto") and getattr(options, "energy", None) == "auto":
+            changes["energy"] = "command"
+    if energy and energy != "auto" and getattr(options, "energy", None) == "auto":
+        changes["energy"] = energy
+    return replace(options, **changes) if changes else options

@@ -23,9 +23,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import check, compress, demo, inspect, profile, report, results
+    from . import check, compress, demo, inspect, profile, report, results, targets
 
-    for module in (compress, profile, results, demo, inspect, report, check):
+    for module in (compress, profile, results, demo, inspect, report, check, targets):
         cli.add_command(module.command)
 
 

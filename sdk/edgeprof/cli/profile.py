@@ -5,12 +5,21 @@ from __future__ import annotations
 import click
 
 from ..profile import ProfileOptions, profile
+from ..targets import select_targets
 from ._common import emit_json, json_option, store_option
+from .targets import config_option
 
 
 @click.command("profile")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=str))
-@click.option("-t", "--target", default="local", show_default=True, help="Target to measure on.")
+@click.option(
+    "-t",
+    "--target",
+    multiple=True,
+    default=("local",),
+    show_default=True,
+    help="Target(s) to measure on: names, globs ('lab-*') or groups; repeat or comma-separate for a fleet.",
+)
 @click.option(
     "-n", "--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Minimum number of measured runs."
 )
@@ -55,9 +64,10 @@ from ._common import emit_json, json_option, store_option
 )
 @json_option
 @store_option
+@config_option
 def command(
     model: str,
-    target: str,
+    target: tuple[str, ...],
     runs: int,
     warmup_runs: int,
     warmup_seconds: float,
@@ -77,6 +87,8 @@ def command(
       edgeprof profile model.tflite
       edgeprof profile model.tflite --runs 200 --threads 2 --json
       edgeprof profile model.tflite --delegate none --min-seconds 5
+      edgeprof profile model.tflite --target kitchen-pi
+      edgeprof profile model.tflite --target 'lab-*' --target jetson-1    # a fleet, in parallel
     """
     options = ProfileOptions(
         runs=runs,
@@ -88,7 +100,13 @@ def command(
         delegate=delegate,
         runtime=runtime,
     )
-    result = profile(model, target, options=options, inputs=inputs, store=store)
+    chosen = select_targets(target)
+    if len(chosen) > 1:  # a fleet: boards in parallel, one live line each, exit code 1 if any board failed
+        from ._fleet import run_fleet
+
+        kwargs = {"options": options, "inputs": inputs}
+        click.get_current_context().exit(run_fleet(model, chosen, as_json=as_json, store=store, **kwargs))
+    result = profile(model, chosen[0], options=options, inputs=inputs, store=store)
     if as_json:
         emit_json(result.to_dict())
     else:
