@@ -11,6 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The device agent's fixtures (its interpreters, incl. the bullseye test bed; running agents).
+pytest_plugins = ["tests.helpers.agent_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def board_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -6,27 +6,41 @@ set once before the loop, as benchmark_model does. An optional pause between run
 10 fps leaves the SoC idle between frames, which changes clocks, temperature and energy per inference).
 """
 
+import array
 import os
 import time
 
 from .protocol import BAD_REQUEST, AgentError
 
 
-def timed_loop(invoke, min_runs, min_seconds, max_seconds, pause_s=0.0):
-    """``(samples_ms, started, ended)``; ``started``/``ended`` are perf_counter values bounding the loop."""
+def timed_loop(invoke, min_runs, min_seconds, max_seconds, pause_s=0.0, keep=True):
+    """``(samples_ms, started, ended)``; ``started``/``ended`` are perf_counter values bounding the loop.
+
+    Samples go into an ``array('d')`` (8 bytes each, not a 32-byte Python float in a list), so that a fast model's
+    millions of samples barely move the peak RSS we report. With ``keep=False`` (the warm-up) only the count and
+    the sum are kept: ``samples_ms`` is then ``(count, total_ms)``.
+    """
     clock = time.perf_counter
     sleep = time.sleep
-    samples = []
+    samples = array.array("d")
     append = samples.append
+    count = 0
+    total = 0.0
     started = clock()
+    if min_runs <= 0 and min_seconds <= 0:  # no warm-up asked for: none done
+        return (samples if keep else (0, 0.0)), started, started
     while True:
         t0 = clock()
         invoke()
         t1 = clock()
-        append((t1 - t0) * 1000.0)
+        if keep:
+            append((t1 - t0) * 1000.0)
+        else:
+            total += (t1 - t0) * 1000.0
+        count += 1
         elapsed = t1 - started
-        if (len(samples) >= min_runs and elapsed >= min_seconds) or elapsed >= max_seconds:
-            return samples, started, t1
+        if (count >= min_runs and elapsed >= min_seconds) or elapsed >= max_seconds:
+            return (samples if keep else (count, total)), started, t1
         if pause_s:
             sleep(pause_s)
 

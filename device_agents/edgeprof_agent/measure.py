@@ -37,6 +37,8 @@ DEFAULTS = {
     "thermal_interval_s": 1.0,
 }
 
+FIX_OPTIONS = "correct the option (edgeprof profile --help lists each with its range)"
+
 _NUMBERS = {
     # name: (type, minimum, inclusive)
     "warmup_runs": (int, 0, True),
@@ -57,25 +59,29 @@ def _options(args):
     if unknown:
         raise AgentError(BAD_REQUEST, "unknown profile options: %s" % ", ".join(unknown), "upgrade the host or agent")
     if "model" not in args:
-        raise AgentError(BAD_REQUEST, "profile needs 'model'")
+        raise AgentError(BAD_REQUEST, "profile needs 'model'", "send the model's path on the board")
     merged = dict(DEFAULTS)
     merged.update(dict((k, v) for k, v in args.items() if v is not None))
     for name, (kind, low, inclusive) in _NUMBERS.items():
         try:
             value = kind(merged[name])
         except (TypeError, ValueError):
-            raise AgentError(BAD_REQUEST, "%s must be a number, not %r" % (name, merged[name]))
+            raise AgentError(BAD_REQUEST, "%s must be a number, not %r" % (name, merged[name]), FIX_OPTIONS)
         if value < low or (value == low and not inclusive):
-            raise AgentError(BAD_REQUEST, "%s must be %s %s, not %s" % (name, ">=" if inclusive else ">", low, value))
+            raise AgentError(
+                BAD_REQUEST,
+                "%s must be %s %s, not %s" % (name, ">=" if inclusive else ">", low, value),
+                FIX_OPTIONS,
+            )
         merged[name] = value
     for name in ("threads", "energy_rate_hz"):
         if merged[name] is not None:
             try:
                 merged[name] = (int if name == "threads" else float)(merged[name])
             except (TypeError, ValueError):
-                raise AgentError(BAD_REQUEST, "%s must be a number, not %r" % (name, merged[name]))
+                raise AgentError(BAD_REQUEST, "%s must be a number, not %r" % (name, merged[name]), FIX_OPTIONS)
             if merged[name] <= 0:
-                raise AgentError(BAD_REQUEST, "%s must be positive" % name)
+                raise AgentError(BAD_REQUEST, "%s must be positive" % name, FIX_OPTIONS)
     if str(merged["energy"]).lower() not in ("auto", "off") + energy.NAMES:
         raise AgentError(
             BAD_REQUEST,
@@ -137,11 +143,12 @@ def profile(args, emit):
         first_ms = (time.perf_counter() - t0) * 1000.0
 
         emit("phase", phase="warmup")
-        warm, w0, w1 = latency.timed_loop(
+        (warm_runs, warm_ms), w0, w1 = latency.timed_loop(
             invoke,
             opts["warmup_runs"],
             opts["warmup_seconds"],
             opts["warmup_seconds"] + opts["max_seconds"],
+            keep=False,
         )
         emit("phase", phase="measure")
         if meter is not None:
@@ -196,7 +203,7 @@ def profile(args, emit):
         "load_ms": load["load_ms"],
         "allocate_ms": load["allocate_ms"],
         "first_inference_ms": first_ms,
-        "warmup": {"runs": len(warm), "seconds": w1 - w0, "mean_ms": float(np.mean(warm))},
+        "warmup": {"runs": warm_runs, "seconds": w1 - w0, "mean_ms": warm_ms / warm_runs if warm_runs else None},
         "latency_ms": stats.summarize(samples),
         "measured_seconds": measured_s,
         "memory": {
@@ -240,7 +247,7 @@ def predict(args, emit):
     """
     for key in ("model", "inputs", "output"):
         if key not in args:
-            raise AgentError(BAD_REQUEST, "predict needs %r" % key)
+            raise AgentError(BAD_REQUEST, "predict needs %r" % key, "send model, inputs and output paths")
     runtime = runtimes.load(args.get("runtime"))
     interpreter, load = runtimes.make_interpreter(
         runtime,

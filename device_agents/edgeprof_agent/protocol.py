@@ -64,10 +64,10 @@ class Channel(object):
             try:
                 request = json.loads(line)
             except ValueError as exc:
-                yield None, AgentError(BAD_REQUEST, "request is not JSON: %s" % exc)
+                yield None, AgentError(BAD_REQUEST, "request is not JSON: %s" % exc, "send one JSON object a line")
                 continue
             if not isinstance(request, dict) or "op" not in request:
-                yield None, AgentError(BAD_REQUEST, "request has no 'op'")
+                yield None, AgentError(BAD_REQUEST, "request has no 'op'", 'send {"id": 1, "op": "hello"}')
                 continue
             yield request, None
 

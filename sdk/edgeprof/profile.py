@@ -14,6 +14,7 @@ from typing import Any
 
 from . import _table
 from ._version import __version__
+from .accuracy import compare, host_outputs, load_eval, predict_on_board
 from .deploy import connect
 from .modelfile import ModelFile, open_tflite
 from .targets import Target, apply_sensor_defaults, resolve_target
@@ -35,10 +36,19 @@ class ProfileOptions:
     cpus: tuple[int, ...] | None = None
     seed: int = 0
     max_samples: int = 10000  # raw samples returned; beyond this an even subset plus an exact histogram
+    delegate_options: dict[str, str] | None = None  # passed to an external delegate library (load_delegate)
+    # Energy: "auto" (first sensor found), "off", or one plugin: jetson-ina3221, rpi5-pmic, ina2xx, battery, rapl,
+    # hwmon, command. energy_command is an argument list printing watts (run on the board, no shell).
+    energy: str = "auto"
+    energy_command: tuple[str, ...] | None = None
+    energy_rate_hz: float | None = None  # None: 100 Hz for sysfs sensors, 10 Hz for command-based ones
+    idle_seconds: float = 1.0  # idle power is measured this long before the model loads (when a sensor exists)
+    thermal_interval_s: float = 1.0  # temperatures and throttle state are polled this often during the run
 
     def agent_args(self) -> dict[str, Any]:
         args = asdict(self)
         args["cpus"] = list(self.cpus) if self.cpus else None
+        args["energy_command"] = list(self.energy_command) if self.energy_command else None
         return args
 
 
@@ -74,6 +84,25 @@ class ProfileResult:
     def peak_rss_kb(self) -> int | None:
         return self.measurement.get("memory", {}).get("peak_rss_kb")
 
+    @property
+    def energy(self) -> dict[str, Any]:
+        """Energy figures (``available`` True) or why there are none (``available`` False, ``reason``)."""
+        return self.measurement.get("energy") or {"available": False, "reason": "the agent measured no energy"}
+
+    @property
+    def thermal(self) -> dict[str, Any]:
+        return self.measurement.get("thermal") or {}
+
+    @property
+    def throttled(self) -> bool | None:
+        """True if the board throttled during the run, False if watched and it did not, None if it cannot tell."""
+        return self.measurement.get("throttled")
+
+    @property
+    def accuracy(self) -> dict[str, Any] | None:
+        """On-board vs host accuracy when the run was given evaluation data (``eval_data``)."""
+        return self.measurement.get("accuracy")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -106,26 +135,113 @@ class ProfileResult:
             f"runtime {self.runtime}, delegate {m.get('delegate')}, threads {threads}, "
             f"{lat['count']} runs in {m.get('measured_seconds', 0):.2f} s after {m['warmup']['runs']} warm-up runs",
             f"init {_table.ms(m['init_ms'])} ms, first inference {_table.ms(m['first_inference_ms'])} ms",
+            *_summary_delegation(m),
             "",
             _table.table(
-                ["latency (ms)", "min", "median", "mean", "p90", "p99", "max", "std"],
-                [["", *(_table.ms(lat[k]) for k in ("min", "median", "mean", "p90", "p99", "max", "std"))]],
+                ["latency (ms)", "min", "median", "mean", "p90", "p95", "p99", "max", "std"],
+                [["", *(_table.ms(lat.get(k)) for k in ("min", "median", "mean", "p90", "p95", "p99", "max", "std"))]],
             ),
             "",
             f"peak RSS {_table.size(peak * 1024 if peak else None)}"
-            + (f" (model adds {_table.size(delta * 1024)})" if delta is not None else ""),
+            + (f" (model adds {_table.size(delta * 1024)})" if delta is not None else "")
+            + _summary_memory(mem),
+            _summary_energy(m.get("energy")),
+            *_summary_thermal(m.get("thermal"), m.get("throttled")),
+            *_summary_accuracy(m.get("accuracy")),
         ]
-        energy = m.get("energy")
-        if energy is not None:
-            lines.append(
-                "energy: "
-                + (
-                    f"{energy['mj_per_inference']:.3f} mJ/inference"
-                    if energy.get("available")
-                    else f"unavailable ({energy.get('reason', 'no sensor')})"
-                )
-            )
-        return "\n".join(lines)
+        return "\n".join(line for line in lines if line is not None)
+
+
+def _summary_delegation(m: dict[str, Any]) -> list[str]:
+    d = m.get("delegation") or {}
+    if d.get("applied") is None:
+        return [f"delegate evidence: {d['evidence']}"] if d.get("evidence") else []
+    if not d.get("applied"):
+        return [f"delegate: no op was delegated ({d.get('ops', '?')} ops run on builtin kernels)"]
+    left = ", ".join(d.get("undelegated_ops") or [])
+    return [
+        f"delegate: {d.get('delegated_ops')}/{d.get('ops')} ops in {d.get('delegate_nodes')} delegate node(s)"
+        + (f"; not delegated: {left}" if left else "")
+    ]
+
+
+def _summary_memory(mem: dict[str, Any]) -> str:
+    parts = []
+    load, run = mem.get("peak_rss_load_kb"), mem.get("peak_rss_inference_kb")
+    if load and run:
+        parts.append(f"load {_table.size(load * 1024)}, inference {_table.size(run * 1024)}")
+    if mem.get("peak_reset_problem"):
+        parts.append("peak not reset: " + mem["peak_reset_problem"])
+    arena = mem.get("tensor_arena") or {}
+    if arena.get("available"):
+        parts.append(f"tensor arena ~{_table.size(arena['estimate_bytes'])} (estimate)")
+    board = mem.get("board") or {}
+    if board.get("total_kb"):
+        free = _table.size((board.get("available_kb") or 0) * 1024)
+        parts.append(f"board {free} free of {_table.size(board['total_kb'] * 1024)}")
+    return f"; {'; '.join(parts)}" if parts else ""
+
+
+def _summary_energy(energy: dict[str, Any] | None) -> str:
+    if not energy:
+        return "energy: not measured by this agent"
+    if not energy.get("available"):
+        checked = energy.get("checked") or {}
+        if "energy" not in checked and checked:
+            return f"energy: unavailable, no power sensor found (tried {', '.join(checked)}; --json has each reason)"
+        return f"energy: unavailable ({energy.get('reason', 'no sensor')})"
+    above = energy.get("mj_per_inference_above_idle")
+    idle = energy.get("idle_w")
+    return (
+        f"energy: {energy['mj_per_inference']:.4g} mJ/inference"
+        + (f" ({above:.4g} above idle {idle:.3g} W)" if above is not None and idle is not None else "")
+        + f", mean {energy['mean_w']:.3g} W; {energy.get('label')}"
+        + (f" [{energy['total']}]" if energy.get("total") else "")
+        + f" at {energy.get('sample_rate_hz', 0):.0f} Hz, {energy.get('samples')} readings"
+    )
+
+
+def _summary_thermal(thermal: dict[str, Any] | None, throttled: bool | None) -> list[str]:
+    if not thermal:
+        return []
+    lines = []
+    before, after = thermal.get("before") or {}, thermal.get("after") or {}
+    hottest = max(after.get("zones") or [], key=lambda z: z["temp_c"], default=None)
+    if hottest is not None:
+        start = next((z["temp_c"] for z in before.get("zones") or [] if z["zone"] == hottest["zone"]), None)
+        peak = (thermal.get("max_temp_c") or {}).get(hottest["zone"])
+        lines.append(
+            f"temperature ({hottest.get('type') or hottest['zone']}): "
+            + (f"{start:.1f} -> " if start is not None else "")
+            + f"{hottest['temp_c']:.1f} C"
+            + (f" (max {peak:.1f} C)" if peak is not None else "")
+        )
+    clocks_before, clocks_after = before.get("cpu_mhz") or {}, after.get("cpu_mhz") or {}
+    if clocks_after:
+
+        def span(clocks: dict[str, float]) -> str:
+            low, high = min(clocks.values()), max(clocks.values())
+            return f"{low:.0f}" if low == high else f"{low:.0f}-{high:.0f}"
+
+        lines.append(f"CPU clocks: {span(clocks_before) if clocks_before else '?'} -> {span(clocks_after)} MHz")
+    if throttled:
+        lines.append("THROTTLED during the run: " + "; ".join(thermal.get("throttle_evidence") or []))
+    elif throttled is False:
+        lines.append(f"throttling: none seen ({', '.join(thermal.get('throttle_sources') or [])})")
+    else:
+        lines.append(f"throttling: unknown ({thermal.get('throttle_reason', 'no source')})")
+    return lines
+
+
+def _summary_accuracy(acc: dict[str, Any] | None) -> list[str]:
+    if not acc:
+        return []
+    board, host = acc["board"], acc["host"]
+    return [
+        f"accuracy on the board: {board['accuracy']:.2%} vs {host['accuracy']:.2%} on the host "
+        f"({acc['difference'].get('accuracy', 0):+.2%}; same class for {acc['agreement']:.2%} of "
+        f"{acc['samples']} samples of {acc['eval_data']})"
+    ]
 
 
 ProgressHandler = Callable[[dict[str, Any]], None]
@@ -137,6 +253,7 @@ def profile(
     *,
     options: ProfileOptions | None = None,
     inputs: str | Path | None = None,
+    eval_data: str | Path | None = None,
     store: Any = "default",
     on_event: ProgressHandler | None = None,
     **option_overrides: Any,
@@ -144,11 +261,13 @@ def profile(
     """Measure ``model`` on ``target`` and (unless ``store=None``) keep the result in the results store.
 
     Keyword arguments not named here are :class:`ProfileOptions` fields, e.g. ``runs=200, threads=2``.
+    ``eval_data`` (an .npz with ``x_test, y_test`` or ``x, y``) adds on-board accuracy against the host's.
     """
     options = options or ProfileOptions()
     if option_overrides:
         options = ProfileOptions(**{**asdict(options), **option_overrides})
     model_file, data = open_tflite(model)
+    eval_set = load_eval(eval_data) if eval_data is not None else None
     target = resolve_target(target)
     options = apply_sensor_defaults(target, options)
     with connect(target, on_event=on_event) as board:
@@ -160,7 +279,11 @@ def profile(
         timeout = 120.0 + options.warmup_seconds + 2 * options.max_seconds
         with board.agent() as agent:
             measurement = agent.call("profile", args, timeout=timeout, on_event=on_event)
+            if eval_set is not None:
+                board_outputs, board_answer = predict_on_board(board, agent, remote_model, eval_set, options)
             hello = agent.hello
+    if eval_set is not None:
+        measurement["accuracy"] = compare(eval_set, board_outputs, board_answer, host_outputs(data, eval_set))
     result = ProfileResult(
         model=model_file,
         target=target.name,

@@ -1,6 +1,7 @@
 """Real models the agent tests need beyond tests/helpers/make_models.py, built in their own process.
 
-Usage: python -m tests.helpers.agent_models OUT_DIR   writes flex.tflite (a TF op kept as a Flex custom op)
+Usage: python -m tests.helpers.agent_models OUT_DIR   writes flex.tflite (a TF op kept as a Flex custom op) and
+                                                      custom.tflite (the same op as a plain custom op)
        python -m tests.helpers.agent_models --probe   prints the probe models embedded in edgeprof_agent/probe.py
 """
 
@@ -19,17 +20,22 @@ import tensorflow as tf
 import tf_keras as keras
 
 
-def flex_model() -> bytes:
-    """A matrix inverse: no LiteRT builtin, so SELECT_TF_OPS keeps it as the custom op FlexMatrixInverse."""
+class Inverse(tf.Module):
+    """A matrix inverse: LiteRT has no builtin for it."""
 
-    class Inverse(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([1, 3, 3], tf.float32)])
-        def __call__(self, x):
-            return tf.linalg.inv(x + 3.0 * tf.eye(3))
+    @tf.function(input_signature=[tf.TensorSpec([1, 3, 3], tf.float32)])
+    def __call__(self, x):
+        return tf.linalg.inv(x + 3.0 * tf.eye(3))
 
+
+def custom_op_model(flex: bool) -> bytes:
+    """SELECT_TF_OPS keeps the op as the Flex custom op FlexMatrixInverse; allow_custom_ops as MatrixInverse."""
     module = Inverse()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    if flex:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    else:
+        converter.allow_custom_ops = True
     return converter.convert()
 
 
@@ -59,7 +65,8 @@ def main() -> None:
         return
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
-    (out / "flex.tflite").write_bytes(flex_model())
+    (out / "flex.tflite").write_bytes(custom_op_model(flex=True))
+    (out / "custom.tflite").write_bytes(custom_op_model(flex=False))
 
 
 if __name__ == "__main__":

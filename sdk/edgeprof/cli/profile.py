@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
+
 import click
 
+from ..errors import EdgeprofError
 from ..profile import ProfileOptions, profile
 from ..targets import select_targets
 from ._common import emit_json, json_option, store_option
@@ -62,6 +65,55 @@ from .targets import config_option
     default=None,
     help="Real input data (.npy or .npz) instead of random inputs.",
 )
+@click.option(
+    "--delegate-option",
+    "delegate_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Option for an external delegate library (repeatable), e.g. --delegate-option device=usb.",
+)
+@click.option(
+    "--pause-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Pause between measured runs (a duty cycle, e.g. 100 for a 10 fps camera).",
+)
+@click.option("--cpus", default=None, metavar="LIST", help="Pin the agent to these CPUs, e.g. 0,1 or 4-7.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random inputs.")
+@click.option(
+    "--energy",
+    default="auto",
+    show_default=True,
+    help="Power sensor: auto, off, jetson-ina3221, rpi5-pmic, ina2xx, battery, rapl, hwmon or command.",
+)
+@click.option(
+    "--energy-command",
+    default=None,
+    metavar="COMMAND",
+    help="A command on the board that prints watts (split like a shell would, run without one).",
+)
+@click.option(
+    "--energy-rate",
+    "energy_rate_hz",
+    type=click.FloatRange(min=0.1, max=1000),
+    default=None,
+    help="Power sampling rate in Hz [100 for sysfs sensors, 10 for command-based ones].",
+)
+@click.option(
+    "--idle-seconds",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Measure idle power this long before the model loads (0: skip, no above-idle figure).",
+)
+@click.option(
+    "--eval",
+    "eval_data",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Evaluation .npz (x_test, y_test or x, y): report accuracy on the board against the host's.",
+)
 @json_option
 @store_option
 @config_option
@@ -77,6 +129,15 @@ def command(
     delegate: str,
     runtime: str | None,
     inputs: str | None,
+    delegate_options: tuple[str, ...],
+    pause_ms: float,
+    cpus: str | None,
+    seed: int,
+    energy: str,
+    energy_command: str | None,
+    energy_rate_hz: float | None,
+    idle_seconds: float,
+    eval_data: str | None,
     as_json: bool,
     store: str,
 ) -> None:
@@ -87,6 +148,9 @@ def command(
       edgeprof profile model.tflite
       edgeprof profile model.tflite --runs 200 --threads 2 --json
       edgeprof profile model.tflite --delegate none --min-seconds 5
+      edgeprof profile model.tflite --eval data.npz
+      edgeprof profile model.tflite --pause-ms 100 --cpus 0 --threads 1
+      edgeprof profile model.tflite --energy-command "meter --watts"
       edgeprof profile model.tflite --target kitchen-pi
       edgeprof profile model.tflite --target 'lab-*' --target jetson-1    # a fleet, in parallel
     """
@@ -99,16 +163,48 @@ def command(
         threads=threads,
         delegate=delegate,
         runtime=runtime,
+        delegate_options=_key_values(delegate_options),
+        pause_ms=pause_ms,
+        cpus=_cpu_list(cpus),
+        seed=seed,
+        energy=energy,
+        energy_command=tuple(shlex.split(energy_command)) if energy_command else None,
+        energy_rate_hz=energy_rate_hz,
+        idle_seconds=idle_seconds,
     )
     chosen = select_targets(target)
     if len(chosen) > 1:  # a fleet: boards in parallel, one live line each, exit code 1 if any board failed
         from ._fleet import run_fleet
 
-        kwargs = {"options": options, "inputs": inputs}
+        kwargs = {"options": options, "inputs": inputs, "eval_data": eval_data}
         click.get_current_context().exit(run_fleet(model, chosen, as_json=as_json, store=store, **kwargs))
-    result = profile(model, chosen[0], options=options, inputs=inputs, store=store)
+    result = profile(model, chosen[0], options=options, inputs=inputs, eval_data=eval_data, store=store)
     if as_json:
         emit_json(result.to_dict())
     else:
         click.echo(result.summary())
         click.echo(f"stored as profile run {result.id}")
+
+
+def _key_values(pairs: tuple[str, ...]) -> dict[str, str] | None:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise EdgeprofError(f"--delegate-option {pair!r} is not KEY=VALUE", "write it as key=value")
+        options[key] = value
+    return options or None
+
+
+def _cpu_list(text: str | None) -> tuple[int, ...] | None:
+    """'0,2-3' -> (0, 2, 3)"""
+    if not text:
+        return None
+    cpus: list[int] = []
+    try:
+        for chunk in text.split(","):
+            low, _, high = chunk.strip().partition("-")
+            cpus.extend(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise EdgeprofError(f"--cpus {text!r} is not a CPU list", "write it like 0,1 or 4-7") from None
+    return tuple(cpus)

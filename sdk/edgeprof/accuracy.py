@@ -1,0 +1,123 @@
+"""Accuracy on the board: the same TFLite file's predictions from the board's runtime, against the host's.
+
+A model that is fast on the board is no use if the board's runtime computes something else (an older kernel, a
+delegate's rounding, a different XNNPACK build). ``edgeprof profile model.tflite --eval data.npz`` has the board's
+agent predict every evaluation sample with the interpreter settings that were timed, runs the same file through the
+host's own agent, and reports both figures, their difference and how often the two agree on the predicted class.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import metrics
+from .errors import DataError
+from .modelfile import sha256_bytes
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Evaluation samples and their class labels (integers, or one-hot rows turned into integers)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    name: str
+    sha256: str
+
+
+def load_eval(path: str | Path) -> EvalSet:
+    """``x_test, y_test`` (or ``x, y``) from an .npz, checked before anything is sent to a board."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except FileNotFoundError:
+        raise DataError(f"evaluation data {path} does not exist", "check the path given to --eval") from None
+    except Exception as exc:  # noqa: BLE001 - numpy raises several types for unreadable files
+        raise DataError(
+            f"{path} is not a readable .npz ({exc})", "save it with numpy.savez(path, x_test=..., y_test=...)"
+        ) from None
+    for xk, yk in (("x_test", "y_test"), ("x", "y")):
+        if xk in arrays and yk in arrays:
+            x, y = arrays[xk], arrays[yk]
+            break
+    else:
+        raise DataError(
+            f"{path} holds {sorted(arrays)} but --eval needs x_test and y_test (or x and y)",
+            "rename the arrays when saving the .npz",
+        )
+    if y.ndim == 2 and y.shape[1] > 1:
+        y = y.argmax(axis=1)
+    if y.ndim != 1 or len(x) != len(y) or len(x) == 0:
+        raise DataError(
+            f"{path}: {len(x)} samples but labels of shape {list(y.shape)}",
+            "give one integer class label (or one-hot row) per sample",
+        )
+    if not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"{path}: samples of dtype {x.dtype} are not numbers", "save the inputs as numbers")
+    return EvalSet(x=np.asarray(x, dtype=np.float32), y=y.astype(np.int64), name=path.name, sha256=sha256_bytes(data))
+
+
+def predict_on_board(board: Any, agent: Any, remote_model: str, eval_set: EvalSet, options: Any) -> tuple:
+    """The board's outputs for every sample, with the profile's runtime, threads and delegate."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.npy"
+        np.save(path, eval_set.x)
+        remote_data = board.ensure_data(path.read_bytes(), ".npy")
+    remote_out = board.path("out", f"predict-{remote_model.rsplit('/', 1)[-1][:16]}-{eval_set.sha256[:16]}.npy")
+    answer = agent.call(
+        "predict",
+        {
+            "model": remote_model,
+            "inputs": remote_data,
+            "output": remote_out,
+            "runtime": options.runtime,
+            "threads": options.threads,
+            "delegate": options.delegate,
+            "delegate_options": options.delegate_options,
+        },
+        timeout=600 + 0.5 * len(eval_set.x),
+    )
+    outputs = np.load(io.BytesIO(board.transport.get(remote_out)), allow_pickle=False)
+    return outputs, answer
+
+
+def compare(eval_set: EvalSet, board_outputs: np.ndarray, board_answer: dict, host_outputs: np.ndarray) -> dict:
+    """Board and host figures, their difference, and the share of samples where both predicted the same class."""
+    for label, outputs in (("board", board_outputs), ("host", host_outputs)):
+        if len(outputs) != len(eval_set.y):
+            raise DataError(
+                f"the {label} returned {len(outputs)} predictions for {len(eval_set.y)} samples",
+                "check that the model has one output per sample",
+            )
+    board = metrics.classification(eval_set.y, board_outputs)
+    host = metrics.classification(eval_set.y, host_outputs)
+
+    def classes(outputs: np.ndarray) -> np.ndarray:
+        return outputs.argmax(axis=-1) if outputs.ndim > 1 else outputs.astype(np.int64)
+
+    return {
+        "eval_data": eval_set.name,
+        "eval_sha256": eval_set.sha256,
+        "samples": len(eval_set.y),
+        "board": board,
+        "board_runtime": board_answer.get("runtime"),
+        "board_delegation": board_answer.get("delegation"),
+        "host": host,
+        "host_runtime": "the host's local agent (first runtime found, default delegate)",
+        "difference": metrics.difference(board, host),
+        "agreement": float(np.mean(classes(board_outputs) == classes(host_outputs))),
+    }
+
+
+def host_outputs(model_bytes: bytes, eval_set: EvalSet) -> np.ndarray:
+    from .compress.evaluate import tflite_outputs
+
+    return tflite_outputs(model_bytes, eval_set.x)
