@@ -170,8 +170,10 @@ def _profile_text(row: dict[str, Any]) -> str:
             if value is not None
             else f"energy   unavailable ({energy.get('reason', 'no sensor')})"
         )
-    if "throttled" in rec:
+    if rec.get("throttled") is not None:
         lines.append(f"thermal  {'THROTTLED during the run' if rec['throttled'] else 'not throttled'}")
+    elif rec.get("thermal"):
+        lines.append(f"thermal  throttling unknown ({rec['thermal'].get('throttle_reason', 'no source')})")
     return "\n".join(lines)
 
 

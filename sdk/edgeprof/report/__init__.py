@@ -37,6 +37,17 @@ def _num(value: float | None, fmt: str) -> str:
     return format(value, fmt)
 
 
+def _thermal(record: dict[str, Any]) -> str:
+    """Throttled / not throttled, or unknown with the agent's reason (boards without a throttling source)."""
+    flag = record.get("throttled")
+    if flag is True:
+        return "<span class=bad>throttled</span>"
+    if flag is False:
+        return "not throttled"
+    reason = (record.get("thermal") or {}).get("throttle_reason") or "not recorded"
+    return f"unknown <span class=note>({_e(reason)})</span>"
+
+
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em auto; max-width: 1280px;
        color: #222; padding: 0 1em; }
@@ -125,7 +136,7 @@ class Report:
                 f"<td>{_table.ms(r['p99_ms'])}</td><td>{_table.ms(r['std_ms'])}</td>"
                 f"<td>{_table.size(r['peak_rss_kb'] * 1024 if r['peak_rss_kb'] else None)}</td>"
                 f"<td>{_num(energy, '.3f')}</td>"
-                f"<td class=l>{'throttled' if r['throttled'] else ('ok' if 'throttled' in rec else '-')}</td>"
+                f"<td class=l>{_thermal(rec)}</td>"
                 f"<td class=l>{_e(r['created_at'][:19].replace('T', ' '))}</td></tr>"
             )
         return f"<div class=wide><table id=runs>{head}{''.join(body)}</table></div>"

@@ -135,7 +135,7 @@ class Store:
         try:
             self.engine: Engine = create_engine(url)
         except (SQLAlchemyError, ImportError) as exc:
-            fix = "pip install 'psycopg[binary]'" if "psycopg" in str(exc) else "check --store"
+            fix = "pip install 'edgeprof[postgres]'" if "psycopg" in str(exc) else "check --store"
             raise StoreError(f"cannot open results store {self.display_url}: {exc}", fix) from None
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
@@ -181,7 +181,16 @@ class Store:
                     )
                 for target in range(version + 1, schema.SCHEMA_VERSION + 1):
                     for step in schema.MIGRATIONS.get(target, []):
-                        schema.run_migration(conn, step)
+                        try:
+                            schema.run_migration(conn, step)
+                        except Exception as exc:  # noqa: BLE001 - any failure rolls the whole upgrade back
+                            detail = str(getattr(exc, "orig", exc)).strip().splitlines()
+                            raise StoreError(
+                                f"cannot upgrade results store {self.display_url} from schema {version} to "
+                                f"{schema.SCHEMA_VERSION} ({type(exc).__name__}: {detail[0] if detail else ''}); "
+                                "the store was left as it was",
+                                "make a copy of the store and report this",
+                            ) from None
                 if version != schema.SCHEMA_VERSION:
                     conn.execute(
                         update(schema.meta)
@@ -280,7 +289,7 @@ class Store:
                     std_ms=lat["std"],
                     peak_rss_kb=(record.get("memory") or {}).get("peak_rss_kb"),
                     energy_mj=energy_mj(record),
-                    throttled=bool(record.get("throttled", False)),
+                    throttled=None if record.get("throttled") is None else bool(record["throttled"]),
                     record=record,
                     **schema.profile_columns_v2(record),
                 )
