@@ -130,6 +130,8 @@ class Board:
 class TestBed:
     """Boards on this machine; :meth:`down` removes every namespace, link and process it made."""
 
+    __test__ = False  # not a pytest test class
+
     def __init__(self, root: str | os.PathLike[str], *, mode: str | None = None) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -195,7 +197,7 @@ class TestBed:
         )
 
     def add_board(self, name: str | None = None, *, rootfs: str | None = None, python: str | None = None) -> Board:
-        index = len(self.boards) + 1
+        index = max((b.index for b in self.boards.values()), default=0) + 1
         name = name or f"board-{index}"
         state = self.root / "boards" / name
         (state / "home").mkdir(parents=True, exist_ok=True)
@@ -235,6 +237,8 @@ class TestBed:
         _run("ip", "link", "add", host_veth, "type", "veth", "peer", "name", board_veth, "netns", ns)
         _run("ip", "addr", "add", f"{host_ip}/30", "dev", host_veth)
         _run("ip", "link", "set", host_veth, "up")
+        # Boards reach each other through the host (ProxyJump tests); only these links forward, not the host's own.
+        _run("sysctl", "-q", "-w", f"net.ipv4.conf.{host_veth}.forwarding=1")
         _run("ip", "-n", ns, "addr", "add", f"{board_ip}/30", "dev", board_veth)
         _run("ip", "-n", ns, "link", "set", board_veth, "up")
         _run("ip", "-n", ns, "link", "set", "lo", "up")
@@ -496,19 +500,23 @@ class TestBed:
 
     # -- teardown ----------------------------------------------------------------------------------------------
 
-    def down(self) -> None:
-        for board in self.boards.values():
-            with contextlib.suppress(Exception):
-                self.thaw(board)
-            with contextlib.suppress(Exception):
-                self.clear_impairment(board)
-            with contextlib.suppress(Exception):
-                self.kill(board)
-            if board.netns:
-                _run("ip", "link", "del", board.host_veth or "", check=False)
-                _run("ip", "netns", "del", board.netns, check=False)
-        self.boards = {}
+    def remove_board(self, board: Board) -> None:
+        """Stop one board and remove its namespace and link (its folder stays, for post-mortems)."""
+        with contextlib.suppress(Exception):
+            self.thaw(board)
+        with contextlib.suppress(Exception):
+            self.clear_impairment(board)
+        with contextlib.suppress(Exception):
+            self.kill(board)
+        if board.netns:
+            _run("ip", "link", "del", board.host_veth or "", check=False)
+            _run("ip", "netns", "del", board.netns, check=False)
+        self.boards.pop(board.name, None)
         self.save()
+
+    def down(self) -> None:
+        for board in list(self.boards.values()):
+            self.remove_board(board)
 
 
 def _whoami() -> str:
@@ -524,7 +532,9 @@ def _toml_value(value: object) -> str:
         return repr(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))  # a TOML basic string
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    text = "".join(f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text)
+    return f'"{text}"'  # a TOML basic string
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,3 +21,16 @@ def load(path: str | Path) -> dict[str, Any]:
 
 def loads(text: str) -> dict[str, Any]:
     return tomllib.loads(text)
+
+
+def dumps_string(value: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped, everything else as is."""
+    out = []
+    for ch in value:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'

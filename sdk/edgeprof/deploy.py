@@ -312,7 +312,7 @@ class Board:
 
     def evict(self) -> dict[str, Any]:
         """Bring the work directory under ``workdir_max_mb``, keeping what this run uses."""
-        limit = self.target.workdir_max_mb * 1024 * 1024
+        limit = int(self.target.workdir_max_mb * 1024 * 1024)
         done = json.loads(self.python(_EVICT, self.workdir, str(limit), *sorted(self._in_use)).strip())
         for path in done["removed"]:
             self._hashes.pop(path, None)

@@ -52,7 +52,7 @@ _TARGET_KEYS = {
     "serial": str,
     "python": str,
     "workdir": str,
-    "workdir_max_mb": int,
+    "workdir_max_mb": (int, float),
     "description": str,
     "emulated": bool,
     "connect_timeout": (int, float),
@@ -90,7 +90,7 @@ class Target:
     python: str = "python3"
     python_is_default: bool = True  # True: a venv made by ``targets setup`` is used when present
     workdir: str = ".edgeprof"
-    workdir_max_mb: int = 1024
+    workdir_max_mb: float = 1024
     description: str = ""
     emulated: bool = False  # an emulated board: its timings are never reported as speed
     connect_timeout: float = 10.0
@@ -192,7 +192,7 @@ def local_target() -> Target:
         python=sys.executable,
         python_is_default=False,
         workdir=str(cache_dir() / "boards" / LOCAL),
-        workdir_max_mb=int(profile.get("workdir_max_mb", 1024)),
+        workdir_max_mb=float(profile.get("workdir_max_mb", 1024)),
         description="this machine, through the local transport",
         sensors=dict(profile.get("sensors", {})),
     )
@@ -281,7 +281,7 @@ def _target_from_table(name: str, table: dict[str, Any], path: Path, groups: tup
         python=table.get("python", profile.get("python", "python3")),
         python_is_default="python" not in table,
         workdir=table.get("workdir", profile.get("workdir", ".edgeprof")),
-        workdir_max_mb=int(table.get("workdir_max_mb", profile.get("workdir_max_mb", 1024))),
+        workdir_max_mb=float(table.get("workdir_max_mb", profile.get("workdir_max_mb", 1024))),
         description=table.get("description", profile.get("description", "")),
         emulated=bool(table.get("emulated", False)),
         connect_timeout=float(table.get("connect_timeout", 10.0)),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import os
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import click
 
+from .. import _toml
 from .. import targets as targets_mod
 from .._table import size, table
 from ..errors import EdgeprofError, TargetError
@@ -138,7 +138,7 @@ def show_command(name: str, as_json: bool) -> None:
 
 
 def _toml_string(value: str) -> str:
-    return json.dumps(value)  # a TOML basic string: JSON's escapes are TOML's
+    return _toml.dumps_string(value)
 
 
 @command.command("add")

@@ -365,6 +365,13 @@ class SSHTransport(Transport):
                         f"add it to ssh-agent: ssh-add {' '.join(endpoint.identity_files) or '~/.ssh/id_ed25519'}",
                     )
                 ) from None
+            if "No authentication methods available" in text:
+                raise _Permanent(
+                    TransportError(
+                        f"no SSH key to log in to {label} with (no identity_file, no ssh-agent key, no ~/.ssh/id_*)",
+                        "make one (ssh-keygen -t ed25519), install it on the board (ssh-copy-id), or start ssh-agent",
+                    )
+                ) from None
             if isinstance(exc, paramiko.AuthenticationException):
                 keys = ", ".join(endpoint.identity_files) or "ssh-agent and ~/.ssh/id_*"
                 raise _Permanent(
