@@ -1,7 +1,7 @@
-"""Load a model the way `edgeprof compress` does and save its outputs, in a process of its own.
+"""Load models the way `edgeprof compress` does and save their outputs, in a process of its own.
 
-Usage: python -m tests.helpers.keras_outputs MODEL X.npz OUT.npy   (x_test of the .npz)
-Prints one JSON line: the load description, or the EdgeprofError it raised.
+Usage: python -m tests.helpers.keras_outputs DATA.npz OUT_DIR MODEL...   (outputs on the x_test of DATA.npz)
+Prints one JSON object: model path -> the load description (and OUT_DIR/<stem>.npy), or the EdgeprofError raised.
 """
 
 import json
@@ -15,17 +15,20 @@ from edgeprof.compress import models
 from edgeprof.errors import EdgeprofError
 
 
-def main(model: str, data: str, out: str) -> None:
+def main(data: str, out: str, *paths: str) -> None:
     _tf.configure_environment()
-    try:
-        with _tf.quiet_native():
-            loaded, info = models.load_model(Path(model))
-            np.save(out, loaded.predict(np.load(data)["x_test"], verbose=0))
-    except EdgeprofError as exc:
-        print(json.dumps({"error": str(exc)}))
-        return
-    print(json.dumps({**info, "layers": [layer.name for layer in loaded.layers]}))
+    x = np.load(data)["x_test"]
+    results = {}
+    for path in paths:
+        try:
+            with _tf.quiet_native():
+                loaded, info = models.load_model(Path(path))
+                np.save(Path(out) / f"{Path(path).stem}.npy", loaded.predict(x, verbose=0))
+            results[path] = {**info, "layers": [layer.name for layer in loaded.layers]}
+        except EdgeprofError as exc:
+            results[path] = {"error": str(exc)}
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:])

@@ -39,7 +39,7 @@ def apply(model: Any, step: ClusterStep, data: Dataset, *, seed: int = 0) -> tup
     training.compile_for(wrapped, step.training)
     training.fit(wrapped, data, step.training, seed=seed)
     stripped = clustering.strip_clustering(wrapped)
-    rows = [r for r in analysis.layer_stats(stripped) if r["name"] in names]
+    rows = [r for r in analysis.layer_stats(stripped) if r["name"] in names and "unique_values" in r]
     return stripped, {
         "clusters": step.clusters,
         "preserve_sparsity": step.preserve_sparsity,

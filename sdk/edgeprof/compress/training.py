@@ -55,7 +55,9 @@ def fit(model: Any, data: Dataset, training: Training, *, callbacks: list | None
 
 def ends_in_softmax(model: Any) -> bool:
     """Whether the model outputs probabilities (a softmax) rather than logits."""
-    last = model.layers[-1]
+    from .analysis import unwrap
+
+    last = unwrap(model.layers[-1])
     activation = getattr(last, "activation", None)
     if getattr(activation, "__name__", "") == "softmax":
         return True
