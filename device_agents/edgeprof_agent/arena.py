@@ -34,25 +34,26 @@ def _aligned(size):
     return (size + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
 
 
-def greedy_by_size(tensors):
-    """``tensors``: [(size, first, last)]; returns the arena high-water mark in bytes."""
-    placed = []  # (offset, size, first, last)
-    high = 0
+def place(tensors):
+    """``tensors``: [(size, first, last)] -> [(offset, aligned size, first, last)], in the input's order."""
+    placed = {}
     order = sorted(range(len(tensors)), key=lambda i: (-tensors[i][0], tensors[i][1]))
     for i in order:
         size, first, last = tensors[i]
         size = _aligned(size)
-        if size == 0:
-            continue
-        busy = sorted((o, s) for o, s, f, lst in placed if not (lst < first or f > last))
+        busy = sorted((o, s) for o, s, f, lst in placed.values() if not (lst < first or f > last))
         offset = 0
         for other_offset, other_size in busy:
             if offset + size <= other_offset:
                 break
             offset = max(offset, other_offset + other_size)
-        placed.append((offset, size, first, last))
-        high = max(high, offset + size)
-    return high
+        placed[i] = (offset, size, first, last)
+    return [placed[i] for i in range(len(tensors))]
+
+
+def greedy_by_size(tensors):
+    """The arena's high-water mark in bytes for ``tensors`` = [(size, first, last)]."""
+    return max([offset + size for offset, size, _f, _l in place(tensors)] or [0])
 
 
 def estimate(interpreter, graph):

@@ -97,6 +97,12 @@ def load_arrays(path, interpreter):
     for detail, array in zip(details, arrays):
         want = _shape(detail)[1:]
         array = np.asarray(array)
+        if array.dtype.kind not in "biuf":
+            raise AgentError(
+                BAD_INPUT,
+                "input data for %r has dtype %s, not numbers" % (detail["name"], array.dtype),
+                "save the samples as a numeric array (float32, or the model's integer type)",
+            )
         if tuple(array.shape[1:]) != want:
             if tuple(array.shape) == want or tuple(array.shape) == _shape(detail):
                 array = array.reshape((1,) + want)
