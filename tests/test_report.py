@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import edgeprof
+from edgeprof.compare import compare
 from edgeprof.report.plots import pareto_front
 from edgeprof.store import open_store
 from tests.conftest import ROOT, run_cli
@@ -97,6 +98,8 @@ def test_figures_of_merit_against_the_float32_baseline(demo_store: dict[str, Any
         (base["median_ms"] - small["median_ms"]) / base["median_ms"]
     )
     assert merit["throughput_ips"] == pytest.approx(1000 / small["mean_ms"])
+    # ... with the verdict of `edgeprof results compare` on those two runs: is the change beyond noise?
+    assert merit["latency_verdict"] == compare(base["record"], small["record"], resamples=1000).verdict
     assert merit["space_efficiency"] == pytest.approx(small_manifest["tflite"]["gzip_bytes"] / 1024 / (100 * acc_small))
 
 

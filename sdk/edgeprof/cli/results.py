@@ -286,6 +286,7 @@ CSV_COLUMNS = [
 @command.command("export")
 @_filters
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, writable=True), default=None, help="File [stdout].")
 @click.option("--samples", is_flag=True, help="CSV: one row per latency sample instead of one per run.")
 @store_option
@@ -297,6 +298,7 @@ def export(
     fmt: str,
     out: str | None,
     samples: bool,
+    as_json: bool,
     store: str,
 ) -> None:
     """Write profile runs as CSV (one row per run, or per sample) or JSON (every record in full), oldest first.
@@ -307,6 +309,7 @@ def export(
       edgeprof results export --format json --target local --since 1w -o runs.json
       edgeprof results export --samples --model mobilenet.tflite > samples.csv
     """
+    fmt = "json" if as_json else fmt
     stream = io.StringIO() if out else sys.stdout
     count = 0
     with using_store(store) as db:

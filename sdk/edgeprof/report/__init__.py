@@ -168,7 +168,9 @@ class Report:
                 f" <span class=note>{_e(m.baseline_accuracy_from)}</span>)</td>"
                 f"<td class='{acc_cls}'>{_num(m.accuracy_diff_pp, '+.2f')} pp</td>"
                 f"<td>{_table.ms(m.median_ms)} ({_table.ms(m.baseline_median_ms)})</td>"
-                f"<td class='{cls}'>{_num(eff, '+.1f')} %</td>"
+                f"<td class='{cls}'>{_num(eff, '+.1f')} %"
+                + (f"<br><span class=note>{_e(m.latency_verdict)}</span>" if m.latency_verdict else "")
+                + "</td>"
                 f"<td>{_num(m.throughput_ips, ',.0f')} ({_num(m.baseline_throughput_ips, ',.0f')})</td>"
                 f"<td>{_num(m.space_efficiency, '.3f')} ({_num(m.baseline_space_efficiency, '.3f')})</td>"
                 f"<td>{_num(m.energy_mj, '.3f')} ({_num(m.baseline_energy_mj, '.3f')})</td>"
@@ -180,8 +182,9 @@ class Report:
             "an empty recipe and the same source hash), profiled on the same target, preferring the same runtime, "
             "delegate and threads. Compression ratio: baseline bytes over compressed bytes. Accuracy Δ: compressed "
             "minus baseline, in percentage points. Efficiency improvement: (median before − median after) / median "
-            "before. Throughput: 1000 / mean latency in ms, inferences per second back to back. Space efficiency: "
-            "gzip size in KiB per accuracy percent (lower is better).</p>"
+            "before, with the verdict of <code>edgeprof results compare</code> on the two runs (is the change beyond "
+            "run-to-run noise?). Throughput: 1000 / mean latency in ms, inferences per second back to back. "
+            "Space efficiency: gzip size in KiB per accuracy percent (lower is better).</p>"
         )
 
     def _models_table(self) -> str:

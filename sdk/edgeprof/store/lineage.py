@@ -83,6 +83,7 @@ class Merit:
     baseline_energy_mj: float | None
     profile_id: int | None
     baseline_profile_id: int | None
+    latency_verdict: str | None = None  # edgeprof results compare of the two runs: is the change real?
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,6 +137,14 @@ def figures_of_merit(
         note.append("baseline measured under other conditions (runtime, delegate or threads)")
     med = after["median_ms"] if after else None
     base_med = before["median_ms"] if before else None
+    verdict = None
+    if after is not None and before is not None:
+        from ..compare import compare
+
+        try:
+            verdict = compare(before["record"], after["record"], resamples=1000).verdict
+        except Exception:  # noqa: BLE001 - a run without samples still has its figures
+            verdict = None
     return Merit(
         model=compression["model_name"],
         model_sha256=compression["model_sha256"],
@@ -168,6 +177,7 @@ def figures_of_merit(
         baseline_energy_mj=energy_mj(before["record"]) if before else None,
         profile_id=after["id"] if after else None,
         baseline_profile_id=before["id"] if before else None,
+        latency_verdict=verdict,
         note="; ".join(note),
     )
 
