@@ -352,6 +352,7 @@ def test_results_list_filters_by_model_target_and_time(tmp_path: Path, record: d
     assert ids("--since", "2026-11-05") == [3, 2]
     assert ids("--since", "2026-11-05", "--until", "2026-11-15") == [2]
     assert ids("--model", record["model"]["sha256"][:10]) == [3, 2, 1]
+    assert ids("--model", "flo*.tflite") == [3, 2, 1]
     assert ids("--model", "other.tflite") == []
     assert "no runs match" in run_cli("results", "list", "--store", str(store), "--model", "x").stdout
     bad = _one_error_line(run_cli("results", "list", "--store", str(store), "--since", "last tuesday"))
