@@ -31,7 +31,7 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,6 +149,10 @@ class Timeouts:
     dead_after: float = 8.0  # TCP_USER_TIMEOUT: unacknowledged data for this long means the board is gone
     keepalive_idle: float = 4.0  # first TCP keepalive probe after this much silence
     keepalive_interval: float = 2.0
+    # Like OpenSSH's ServerAliveInterval/CountMax: a frozen board's kernel still acknowledges TCP, so only a request
+    # its sshd must answer tells a hung board from a slow one. 0 turns it off.
+    alive_interval: float = 5.0
+    alive_count_max: int = 3
     connect_attempts: int = 3  # with exponential back-off between them
 
 
@@ -183,9 +187,10 @@ class _Permanent(Exception):
 class SSHProcess(Process):
     """A command on the board whose stdin/stdout is an SSH channel."""
 
-    def __init__(self, channel: paramiko.Channel, board: str) -> None:
+    def __init__(self, channel: paramiko.Channel, board: str, why_lost: Callable[[BaseException], str]) -> None:
         self._channel = channel
         self._board = board
+        self._why_lost = why_lost
         self._lines: queue.Queue[bytes | BaseException] = queue.Queue()
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
         threading.Thread(target=self._pump, daemon=True, name=f"ssh-stdout-{board}").start()
@@ -207,12 +212,13 @@ class SSHProcess(Process):
             return
         if buffer:
             self._lines.put(buffer)
-        # A clean end sends an exit status before the channel closes; a dropped connection does not.
-        if not self._channel.status_event.wait(2.0):
-            transport = self._channel.get_transport()
-            if transport is None or not transport.is_active():
-                self._lines.put(ConnectionError("the SSH connection dropped"))
-                return
+        # A clean end sends an exit status before the channel closes; a dropped connection does not (paramiko then
+        # sets the status event with exit status -1).
+        self._channel.status_event.wait(2.0)
+        transport = self._channel.get_transport()
+        if self._channel.exit_status == -1 or transport is None or not transport.is_active():
+            self._lines.put(ConnectionError())
+            return
         self._lines.put(b"")
 
     def _pump_stderr(self) -> None:
@@ -233,7 +239,8 @@ class SSHProcess(Process):
             self._channel.sendall(data)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise TransportError(
-                f"lost the connection to {self._board} ({_why(exc)})", "check that the board is up and reachable"
+                f"lost the connection to {self._board} ({self._why_lost(exc)})",
+                "check that the board is up and reachable",
             ) from None
 
     def readline(self, timeout: float | None) -> bytes:
@@ -244,7 +251,8 @@ class SSHProcess(Process):
         if isinstance(item, BaseException):
             self._lines.put(item)  # every later read fails the same way
             raise TransportError(
-                f"lost the connection to {self._board} ({_why(item)})", "check that the board is up and reachable"
+                f"lost the connection to {self._board} ({self._why_lost(item)})",
+                "check that the board is up and reachable",
             )
         if item == b"":
             self._lines.put(b"")
@@ -266,6 +274,8 @@ class SSHProcess(Process):
 
 
 def _why(exc: BaseException) -> str:
+    if isinstance(exc, EOFError | ConnectionError) and not str(exc).strip():
+        return "the connection closed: the board went away or its sshd died"
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -303,6 +313,7 @@ class SSHTransport(Transport):
         self._sftp: paramiko.SFTPClient | None = None
         self._lock = threading.Lock()
         self.connect_attempts_made = 0
+        self.dead_reason: str | None = None
 
     # -- connecting -------------------------------------------------------------------------------------------
 
@@ -428,7 +439,34 @@ class SSHTransport(Transport):
         assert transport is not None
         transport.set_keepalive(max(1, int(self.timeouts.keepalive_idle)))
         self._hops = hops
+        if self.timeouts.alive_interval > 0:
+            threading.Thread(target=self._watch, args=(transport,), daemon=True, name=f"ssh-alive-{self.name}").start()
         return client
+
+    def _watch(self, transport: paramiko.Transport) -> None:
+        """Ask the board's sshd for a reply every ``alive_interval``; close the connection when none comes."""
+        interval, count = self.timeouts.alive_interval, max(1, self.timeouts.alive_count_max)
+        while transport.is_active():
+            time.sleep(interval)
+            if not transport.is_active():
+                return
+            answered = threading.Event()
+
+            def ping(done: threading.Event = answered) -> None:
+                with contextlib.suppress(Exception):
+                    transport.global_request("keepalive@openssh.com", wait=True)  # any reply, even a refusal
+                done.set()
+
+            threading.Thread(target=ping, daemon=True).start()
+            if not answered.wait(interval * count):
+                self.dead_reason = (
+                    f"its sshd answered nothing for {interval * count:.0f} s: the board is frozen or overloaded"
+                )
+                transport.close()
+                return
+
+    def why_lost(self, exc: BaseException) -> str:
+        return self.dead_reason or _why(exc)
 
     def connect(self) -> paramiko.SSHClient:
         with self._lock:
@@ -510,7 +548,7 @@ class SSHTransport(Transport):
             return self._transport().open_session(timeout=self.timeouts.connect)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise TransportError(
-                f"lost the connection to {self.name} ({_why(exc)})", "check that the board is up and reachable"
+                f"lost the connection to {self.name} ({self.why_lost(exc)})", "check that the board is up and reachable"
             ) from None
 
     def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
@@ -542,7 +580,7 @@ class SSHTransport(Transport):
             code = channel.recv_exit_status()
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise TransportError(
-                f"lost the connection to {self.name} while running {argv[0]} ({_why(exc)})",
+                f"lost the connection to {self.name} while running {argv[0]} ({self.why_lost(exc)})",
                 "check that the board is up and reachable",
             ) from None
         finally:
@@ -557,7 +595,7 @@ class SSHTransport(Transport):
             raise TransportError(
                 f"cannot start {argv[0]} on {self.name} ({_why(exc)})", "check that the board is up and reachable"
             ) from None
-        return SSHProcess(channel, self.name)
+        return SSHProcess(channel, self.name, self.why_lost)
 
     # -- files ------------------------------------------------------------------------------------------------
 
@@ -587,7 +625,7 @@ class SSHTransport(Transport):
                     "free disk space on the board or fix the target's workdir",
                 ) from None
             raise TransportError(
-                f"lost the connection to {self.name} during an upload ({_why(exc)})",
+                f"lost the connection to {self.name} during an upload ({self.why_lost(exc)})",
                 "check that the board is up and reachable; the half-sent file is never used",
             ) from None
 
@@ -601,7 +639,7 @@ class SSHTransport(Transport):
             raise TransportError(f"{remote_path} does not exist on {self.name}", "the agent did not write it") from None
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise TransportError(
-                f"lost the connection to {self.name} during a download ({_why(exc)})",
+                f"lost the connection to {self.name} during a download ({self.why_lost(exc)})",
                 "check that the board is up and reachable",
             ) from None
         return buffer.getvalue()
