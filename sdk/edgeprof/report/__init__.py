@@ -37,6 +37,11 @@ def _num(value: float | None, fmt: str) -> str:
     return format(value, fmt)
 
 
+def _base(value: str, source: str = "") -> str:
+    """The baseline's figure, under the compressed model's, in small print."""
+    return f"<br><span class=note>{_e(value)}{' ' + _e(source) if source else ''}</span>"
+
+
 def _thermal(record: dict[str, Any]) -> str:
     """Throttled / not throttled, or unknown with the agent's reason (boards without a throttling source)."""
     flag = record.get("throttled")
@@ -45,7 +50,7 @@ def _thermal(record: dict[str, Any]) -> str:
     if flag is False:
         return "not throttled"
     reason = (record.get("thermal") or {}).get("throttle_reason") or "not recorded"
-    return f"unknown <span class=note>({_e(reason)})</span>"
+    return f"<span title='{_e(reason)}'>unknown*</span>"
 
 
 CSS = """
@@ -54,6 +59,7 @@ body { font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', sans-serif; margin:
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; }
 .meta { color: #666; } table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; }
 th, td { padding: 3px 9px; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; }
+td.l { white-space: normal; min-width: 6em; }
 th { background: #f5f5f5; } td.l, th.l { text-align: left; } figure { margin: 1.2em 0; }
 figure img { max-width: 100%; border: 1px solid #eee; } figcaption { color: #555; font-size: 13px; }
 .wide { overflow-x: auto; } .good { color: #17803d; } .bad { color: #b3261e; } .note { color: #666; font-size: 12px; }
@@ -118,10 +124,13 @@ class Report:
 
     def _runs_table(self) -> str:
         names = labels(self.data)
+        any_energy = any(energy_mj(r["record"]) is not None for r in self.data.runs)
         head = (
             "<tr><th>run</th><th class=l>model</th><th class=l>target</th><th class=l>runtime</th><th>threads</th>"
             "<th class=l>delegate</th><th>runs</th><th>median ms</th><th>p90 ms</th><th>p99 ms</th><th>std ms</th>"
-            "<th>peak RSS</th><th>energy mJ</th><th class=l>thermal</th><th class=l>when (UTC)</th></tr>"
+            "<th>peak RSS</th>"
+            + ("<th>energy mJ</th>" if any_energy else "")
+            + "<th class=l>thermal</th><th class=l>when (UTC)</th></tr>"
         )
         body = []
         for r in self.data.runs:
@@ -135,11 +144,19 @@ class Report:
                 f"<td>{_table.ms(r['median_ms'])}</td><td>{_table.ms(r['p90_ms'])}</td>"
                 f"<td>{_table.ms(r['p99_ms'])}</td><td>{_table.ms(r['std_ms'])}</td>"
                 f"<td>{_table.size(r['peak_rss_kb'] * 1024 if r['peak_rss_kb'] else None)}</td>"
-                f"<td>{_num(energy, '.3f')}</td>"
-                f"<td class=l>{_thermal(rec)}</td>"
+                + (f"<td>{_num(energy, '.3f')}</td>" if any_energy else "")
+                + f"<td class=l>{_thermal(rec)}</td>"
                 f"<td class=l>{_e(r['created_at'][:19].replace('T', ' '))}</td></tr>"
             )
-        return f"<div class=wide><table id=runs>{head}{''.join(body)}</table></div>"
+        unknown = sorted(
+            {
+                f"{r['target']}: {(r['record'].get('thermal') or {}).get('throttle_reason') or 'not recorded'}"
+                for r in self.data.runs
+                if r["record"].get("throttled") is None
+            }
+        )
+        notes = "<p class=note>* throttling unknown: " + "; ".join(_e(u) for u in unknown) + "</p>" if unknown else ""
+        return f"<div class=wide><table id=runs>{head}{''.join(body)}</table></div>{notes}"
 
     def _merit_table(self) -> str:
         if not self.data.merits:
@@ -147,12 +164,16 @@ class Report:
                 "<p class=note>No compressed model in the store: run <code>edgeprof compress</code> (or "
                 "<code>edgeprof demo</code>) to see compression ratios and accuracy changes.</p>"
             )
+        any_energy = any(m.energy_mj is not None or m.baseline_energy_mj is not None for m in self.data.merits)
         head = (
             "<tr><th class=l>compressed model</th><th class=l>recipe</th><th class=l>target</th>"
-            "<th>compression ratio<br>(file / gzip)</th><th>accuracy<br>(baseline)</th><th>accuracy Δ</th>"
-            "<th>median ms<br>(baseline)</th><th>efficiency<br>improvement</th><th>throughput<br>inferences/s</th>"
-            "<th>space efficiency<br>gzip KiB / acc. %</th><th>energy mJ<br>(baseline)</th>"
-            "<th class=l>note</th></tr>"
+            "<th>compression<br>ratio<br><span class=note>file / gzip</span></th>"
+            "<th>accuracy<br><span class=note>baseline</span></th><th>accuracy Δ</th>"
+            "<th>median ms<br><span class=note>baseline</span></th><th>efficiency<br>improvement</th>"
+            "<th>throughput<br>inferences/s<br><span class=note>baseline</span></th>"
+            "<th>space<br>efficiency<br><span class=note>gzip KiB<br>per acc. %</span></th>"
+            + ("<th>energy mJ<br><span class=note>baseline</span></th>" if any_energy else "")
+            + "<th class=l>note</th></tr>"
         )
         body = []
         for m in self.data.merits:
@@ -164,17 +185,20 @@ class Report:
                 f"<td class=l>{_e(m.model)} <span class=note>{_e(m.model_sha256[:12])}</span></td>"
                 f"<td class=l>{_e(m.recipe)}</td><td class=l>{_e(m.target)}</td>"
                 f"<td>{_num(m.compression_ratio, '.2f')}x / {_num(m.gzip_compression_ratio, '.2f')}x</td>"
-                f"<td>{_table.pct(m.accuracy)} ({_table.pct(m.baseline_accuracy)}"
-                f" <span class=note>{_e(m.baseline_accuracy_from)}</span>)</td>"
+                f"<td>{_table.pct(m.accuracy)}{_base(_table.pct(m.baseline_accuracy), m.baseline_accuracy_from)}</td>"
                 f"<td class='{acc_cls}'>{_num(m.accuracy_diff_pp, '+.2f')} pp</td>"
-                f"<td>{_table.ms(m.median_ms)} ({_table.ms(m.baseline_median_ms)})</td>"
+                f"<td>{_table.ms(m.median_ms)}{_base(_table.ms(m.baseline_median_ms))}</td>"
                 f"<td class='{cls}'>{_num(eff, '+.1f')} %"
                 + (f"<br><span class=note>{_e(m.latency_verdict)}</span>" if m.latency_verdict else "")
                 + "</td>"
-                f"<td>{_num(m.throughput_ips, ',.0f')} ({_num(m.baseline_throughput_ips, ',.0f')})</td>"
-                f"<td>{_num(m.space_efficiency, '.3f')} ({_num(m.baseline_space_efficiency, '.3f')})</td>"
-                f"<td>{_num(m.energy_mj, '.3f')} ({_num(m.baseline_energy_mj, '.3f')})</td>"
-                f"<td class=l>{_e(m.note)}</td></tr>"
+                f"<td>{_num(m.throughput_ips, ',.0f')}{_base(_num(m.baseline_throughput_ips, ',.0f'))}</td>"
+                f"<td>{_num(m.space_efficiency, '.3f')}{_base(_num(m.baseline_space_efficiency, '.3f'))}</td>"
+                + (
+                    f"<td>{_num(m.energy_mj, '.3f')}{_base(_num(m.baseline_energy_mj, '.3f'))}</td>"
+                    if any_energy
+                    else ""
+                )
+                + f"<td class=l>{_e(m.note)}</td></tr>"
             )
         return (
             f"<div class=wide><table id=merit>{head}{''.join(body)}</table></div>"

@@ -236,7 +236,7 @@ def size_per_layer(data: ReportData) -> list[Plot]:
         ):
             ax.set_yscale("log")
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7.5, loc="upper left")
+        ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.28 if count > 6 else -0.12), ncol=2)
         ax.set_title(f"source {source[:12]}", loc="left", fontsize=10)
         plots.append(
             Plot(
