@@ -62,4 +62,8 @@ if ! _edgeprof_pg_start; then
     log "PostgreSQL tests will skip: $EDGEPROF_TEST_POSTGRES_SKIP"
     export EDGEPROF_TEST_POSTGRES_SKIP
     edgeprof_pg_stop
+else
+    # Should a later script replace the EXIT trap, a watchdog still stops the server once this shell is gone.
+    ( while kill -0 "$$" 2>/dev/null; do sleep 2; done; edgeprof_pg_stop ) </dev/null >/dev/null 2>&1 &
+    disown
 fi
