@@ -64,8 +64,8 @@ class Merit:
     gzip_bytes: int
     baseline_size_bytes: int
     baseline_gzip_bytes: int
-    compression_ratio: float  # raw bytes, float32 export over compressed
-    gzip_compression_ratio: float
+    compression_ratio: float | None  # raw bytes, float32 export over compressed
+    gzip_compression_ratio: float | None
     accuracy: float | None
     baseline_accuracy: float | None
     baseline_accuracy_from: str  # "float32 TFLite" or "Keras source"
@@ -156,8 +156,8 @@ def figures_of_merit(
         gzip_bytes=gzip_size,
         baseline_size_bytes=int(base_size or 0),
         baseline_gzip_bytes=int(base_gzip or 0),
-        compression_ratio=(base_size / size) if base_size and size else float("nan"),
-        gzip_compression_ratio=(base_gzip / gzip_size) if base_gzip and gzip_size else float("nan"),
+        compression_ratio=(base_size / size) if base_size and size else None,
+        gzip_compression_ratio=(base_gzip / gzip_size) if base_gzip and gzip_size else None,
         accuracy=accuracy,
         baseline_accuracy=base_accuracy,
         baseline_accuracy_from=accuracy_from,

@@ -153,16 +153,28 @@ class Store:
 
     # -- schema ---------------------------------------------------------------------------------------------------
 
+    @staticmethod
+    def _version(conn: Connection) -> tuple[set[str], int]:
+        tables = set(inspect(conn).get_table_names())
+        version = 0
+        if "meta" in tables:
+            row = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).first()
+            version = int(row[0]) if row else 0
+        return tables, version
+
     def _migrate(self) -> None:
         try:
-            with self._writer.begin() as conn:
+            # Most opens find the current schema: a plain read, no write lock (a read-only store works too).
+            with self.engine.connect() as conn:
+                _tables, version = self._version(conn)
+            if version == schema.SCHEMA_VERSION:
+                return
+            with self._writer.begin() as conn:  # create or upgrade under the write lock, checking again
                 if self.dialect == "postgresql":
                     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
-                tables = set(inspect(conn).get_table_names())
-                version = 0
-                if "meta" in tables:
-                    row = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).first()
-                    version = int(row[0]) if row else 0
+                tables, version = self._version(conn)
+                if version == schema.SCHEMA_VERSION:
+                    return
                 if version == 0:
                     if tables & {"profiles", "compressions", "models"}:
                         raise StoreError(
