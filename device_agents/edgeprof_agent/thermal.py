@@ -212,5 +212,5 @@ class Watch(object):
             "throttle_evidence": evidence,
         }
         if not sources:
-            report["throttle_reason"] = "this board exposes no throttling source (no vcgencmd, no CPU cooling devices)"
+            report["throttle_reason"] = "no throttling source on this board: no vcgencmd, no CPU cooling device"
         return report

@@ -192,9 +192,13 @@ def _summary_energy(energy: dict[str, Any] | None) -> str:
         return f"energy: unavailable ({energy.get('reason', 'no sensor')})"
     above = energy.get("mj_per_inference_above_idle")
     idle = energy.get("idle_w")
+
+    def mj(value: float) -> str:  # float noise of equal means is not a figure
+        return "0" if abs(value) < 1e-9 else f"{value:.4g}"
+
     return (
-        f"energy: {energy['mj_per_inference']:.4g} mJ/inference"
-        + (f" ({above:.4g} above idle {idle:.3g} W)" if above is not None and idle is not None else "")
+        f"energy: {mj(energy['mj_per_inference'])} mJ/inference"
+        + (f" ({mj(above)} above idle {idle:.3g} W)" if above is not None and idle is not None else "")
         + f", mean {energy['mean_w']:.3g} W; {energy.get('label')}"
         + (f" [{energy['total']}]" if energy.get("total") else "")
         + f" at {energy.get('sample_rate_hz', 0):.0f} Hz, {energy.get('samples')} readings"
