@@ -15,7 +15,6 @@ import edgeprof
 from tests.testbed import QUICK_CLI, Board, LineReader, TestBed, cli_process, needs_netns, write_config
 
 pytestmark = pytest.mark.ssh
-pytest_plugins = ["tests.testbed"]
 
 STAMP = re.compile(r"\[\s*([0-9.]+) s\] (\S+)\s+(.*)")
 
@@ -57,7 +56,7 @@ def test_four_boards_at_once(bed: TestBed, boards: list[Board], isolated: Path, 
 def test_a_board_whose_link_drops_mid_upload_fails_alone_and_fast(
     bed: TestBed, boards: list[Board], fresh_board, isolated: Path, big_model: Path
 ) -> None:
-    needs_netns()
+    needs_netns(bed)
     victim = fresh_board("victim")
     others = boards[:3]
     write_config(bed, isolated, [*others, victim])

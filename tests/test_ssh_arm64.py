@@ -16,11 +16,10 @@ from tests.conftest import run_cli
 from tests.testbed import QUICK_CLI, TestBed, needs_netns, write_config
 
 pytestmark = pytest.mark.ssh
-pytest_plugins = ["tests.testbed"]
 
 
 def test_profile_on_the_emulated_arm64_board(bed: TestBed, fresh_board, isolated: Path, models: Path) -> None:
-    needs_netns()
+    needs_netns(bed)
     rootfs = os.environ.get("EDGEPROF_TESTBED_ARM64")
     if not rootfs or not Path(rootfs, ".edgeprof-board-ready").exists():
         pytest.skip("no emulated arm64 board: scripts/services/testbed.sh builds it as root (run ./scripts/test)")

@@ -22,7 +22,6 @@ from tests.conftest import run_cli
 from tests.testbed import QUICK, QUICK_CLI, Board, TestBed, cli_process, needs_netns, write_config
 
 pytestmark = pytest.mark.ssh
-pytest_plugins = ["tests.testbed"]
 
 
 def _sha(path: Path) -> str:
@@ -58,7 +57,7 @@ def test_a_rerun_of_an_unchanged_model_sends_no_model_bytes(
 def test_a_board_killed_mid_upload_never_uses_the_half_written_model(
     bed: TestBed, fresh_board, isolated: Path, big_model: Path
 ) -> None:
-    needs_netns()
+    needs_netns(bed)
     board = fresh_board()
     write_config(bed, isolated, [board])
     bed.rate_limit(board, "16mbit")  # 8.4 MB take ≈ 4 s: time to pull the plug in the middle
@@ -176,7 +175,7 @@ def test_a_frozen_board_is_reported_not_waited_for(bed: TestBed, fresh_board, is
 def test_a_board_that_vanishes_mid_run_is_noticed_in_seconds(
     bed: TestBed, fresh_board, isolated: Path, models: Path
 ) -> None:
-    needs_netns()
+    needs_netns(bed)
     board = fresh_board()
     write_config(bed, isolated, [board])
     gone_at: list[float] = []
@@ -192,7 +191,7 @@ def test_a_board_that_vanishes_mid_run_is_noticed_in_seconds(
 
 
 def test_bandwidth_cap_delay_and_loss(bed: TestBed, fresh_board, isolated: Path, big_model: Path) -> None:
-    needs_netns()
+    needs_netns(bed)
     board = fresh_board()
     write_config(bed, isolated, [board])
     target = resolve_target(board.name)

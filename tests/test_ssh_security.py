@@ -23,7 +23,7 @@ from edgeprof.targets import load_config
 from tests.conftest import run_cli
 from tests.testbed import QUICK, Board, TestBed, write_config
 
-pytest_plugins = ["tests.testbed"]
+pytestmark = pytest.mark.ssh
 
 INJECTIONS = [
     "$(touch {canary})",

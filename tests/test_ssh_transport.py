@@ -15,7 +15,7 @@ from edgeprof.transports.ssh import SSHTransport, Timeouts
 from tests.conftest import run_cli
 from tests.testbed import Board, TestBed, write_config
 
-pytest_plugins = ["tests.testbed"]
+pytestmark = pytest.mark.ssh
 
 HOSTILE_ARGS = [
     "plain",

@@ -34,8 +34,10 @@ QUICK = {"runs": 5, "min_seconds": 0.0, "warmup_seconds": 0.0, "warmup_runs": 1,
 QUICK_CLI = ["--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--idle-seconds", "0"]
 
 
-def needs_netns() -> None:
+def needs_netns(bed: TestBed) -> None:
     reason = testbed.netns_unavailable_reason()
+    if reason is None and bed.mode != "netns":
+        reason = f"the test bed runs in {bed.mode} mode (EDGEPROF_TESTBED_MODE)"
     if reason is not None:
         pytest.skip(f"namespace boards unavailable: {reason}")
 

@@ -211,7 +211,8 @@ class Board:
 
     def python(self, script: str, *args: str, timeout: float | None = None, python: str | None = None) -> str:
         interpreter = python or self.target.python
-        result = self.transport.run([interpreter, "-c", script, *args], timeout=timeout)
+        # -S: no site-packages for these standard-library helpers, which halves the interpreter's start-up.
+        result = self.transport.run([interpreter, "-S", "-c", script, *args], timeout=timeout)
         if not result.ok:
             error = result.stderr.decode("utf-8", "replace").strip().splitlines()
             last = error[-1] if error else f"exit code {result.exit_code}"
@@ -334,7 +335,7 @@ class Board:
         python = self.python_path
         argv = [python, "-u", agent_path]
         if self.transport.kind != "local":
-            argv = [python, "-c", REAPER, *argv]
+            argv = [python, "-S", "-c", REAPER, *argv]
         self.emit("phase", phase="agent")
         process = self.transport.start(argv)
         limit = timeout if timeout is not None else max(60.0, self.target.command_timeout)
