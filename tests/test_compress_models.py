@@ -110,6 +110,7 @@ def cases(models: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, R
         "dynamic_214": {**base, **dynamic_214},
         "dynamic_any": {**base, "recipe": {"step": [{"kind": "quantize", "mode": "dynamic"}]}},
         "no_workaround": {**base, **dynamic_214, "case": "no_workaround"},
+        "student_file": {**base, "case": "student_file"},
     }
     return run_jobs(tmp_path_factory.mktemp("cases"), jobs)
 
@@ -139,6 +140,13 @@ def test_h5_and_savedmodel_sources(cases: dict[str, Run]) -> None:
     assert h5["source"]["kind"] == "h5" and h5["tflite"]["metrics"]["accuracy"] > 0.85
     assert cases["savedmodel"].status["kind"] == "savedmodel", cases["savedmodel"].status
     assert cases["savedmodel"].status["accuracy"] > 0.9
+
+
+def test_a_distillation_student_from_a_keras_file(cases: dict[str, Run]) -> None:
+    status = cases["student_file"].status
+    assert status["ok"], status
+    assert status["student_params"] == 64 * 20 + 20 + 20 * 10 + 10
+    assert status["accuracy"] >= 0.85
 
 
 def _tflite_runtime_accuracy(python: str, model: Path, models: Path, tmp: Path) -> tuple[float | None, str]:

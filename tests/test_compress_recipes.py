@@ -71,6 +71,7 @@ learning_rate = 1e-5
     assert (recipe.seed, recipe.runtime) == (3, "litert-2.3")
     distill, lowrank, l1, prune, cluster, quantize = recipe.steps
     assert distill.training.epochs == 5 and lowrank.rank == 4 and l1.training.batch_size == 16
+    assert distill.training.learning_rate == 2e-3  # the distill default, kept when only epochs is set
     assert (prune.begin_step, prune.end_step, prune.frequency, prune.training.optimizer) == (10, 100, 7, "sgd")
     assert cluster.per_channel and cluster.layers == ["conv*"] and quantize.training.learning_rate == 1e-5
     assert recipe.to_dict()["steps"][3]["structure"] == "1:4"

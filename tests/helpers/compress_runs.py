@@ -104,9 +104,29 @@ def case_savedmodel(job: dict) -> dict:
     return {"kind": result.manifest["source"]["kind"], "accuracy": result.manifest["source"]["metrics"]["accuracy"]}
 
 
+def case_student_file(job: dict) -> dict:
+    """distill with the student given as a Keras file rather than module:function."""
+    from tests.helpers.students import tiny_mlp
+
+    student = Path(job["out"]) / "student.keras"
+    student.parent.mkdir(parents=True, exist_ok=True)
+    tiny_mlp((8, 8, 1), 10).save(student)
+    recipe = Recipe.from_dict({"step": [{"kind": "distill", "student": str(student), "batch_size": 32}]})
+    result = compress(job["model"], recipe, job["data"], Path(job["out"]) / "out", store=None)
+    effect = result.manifest["steps"][0]["effect"]
+    return {"student_params": effect["student_params"], "accuracy": result.manifest["tflite"]["metrics"]["accuracy"]}
+
+
 CASES = {
     f.__name__[5:]: f
-    for f in (case_not_mutated, case_subclassed, case_custom_layer, case_no_workaround, case_savedmodel)
+    for f in (
+        case_not_mutated,
+        case_subclassed,
+        case_custom_layer,
+        case_no_workaround,
+        case_savedmodel,
+        case_student_file,
+    )
 }
 
 

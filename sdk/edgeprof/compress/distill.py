@@ -34,9 +34,14 @@ class DistillStep(Step):
     temperature: float = 4.0
     alpha: float = 0.1
 
+    @classmethod
+    def default_training(cls) -> Training:
+        # A student learns from scratch: more epochs and a higher rate than fine-tuning.
+        return Training(epochs=10, learning_rate=2e-3)
+
     def __post_init__(self) -> None:
-        if self.training == Training():  # a student trained from scratch needs more than the fine-tuning default
-            self.training = Training(epochs=10, learning_rate=2e-3)
+        if self.training == Training():
+            self.training = self.default_training()
 
     def describe(self) -> str:
         return f"distill → {self.student}"

@@ -47,6 +47,11 @@ class Step:
     exclude: list[str] = field(default_factory=list)
     training: Training = field(default_factory=Training)
 
+    @classmethod
+    def default_training(cls) -> Training:
+        """The fine-tuning settings a recipe gets for the fields it leaves out."""
+        return Training()
+
     def describe(self) -> str:
         return self.kind
 
@@ -66,7 +71,8 @@ class Step:
 
 @dataclass
 class PruneStep(Step):
-    """Magnitude pruning with TF-MOT; ``structure`` is ``unstructured`` or ``M:N`` (e.g. ``2:4``)."""
+    """Magnitude pruning with TF-MOT; ``structure`` is ``unstructured`` or ``M:N`` (e.g. ``2:4``: M zeros in every
+    N consecutive input-channel weights, so the sparsity is M/N and ``sparsity`` is not used)."""
 
     kind: ClassVar[str] = "prune"
     sparsity: float = 0.5
@@ -77,7 +83,9 @@ class PruneStep(Step):
     structure: str = "unstructured"
 
     def describe(self) -> str:
-        return f"prune {self.sparsity:.0%}" + ("" if self.structure == "unstructured" else f" {self.structure}")
+        if self.structure != "unstructured":  # M:N fixes the sparsity at M/N
+            return f"prune {self.structure}"
+        return f"prune {self.sparsity:.0%}"
 
 
 @dataclass
@@ -136,7 +144,8 @@ def _build_step(raw: dict[str, Any], where: str) -> Step:
             f"{where}: unknown field(s) {', '.join(sorted(unknown))} for a {kind} step",
             f"valid fields: {', '.join(sorted(step_fields | training_fields))}",
         )
-    training = Training(**{k: raw.pop(k) for k in list(raw) if k in training_fields})
+    given = {k: raw.pop(k) for k in list(raw) if k in training_fields}
+    training = dataclasses.replace(cls.default_training(), **given)
     try:
         step = cls(training=training, **raw)
     except TypeError as exc:
