@@ -119,7 +119,8 @@ def apply(
         {
             "mode": step.mode,
             "scheme": type(scheme(step.mode)).__name__,
-            "text": f"{step.mode}: quantisation-aware training, {step.training.epochs} epochs, int8 export",
+            "text": f"{step.mode}: quantisation-aware training, {step.training.epochs} epochs, int8 export"
+            + _kept_text(preserved),
             "layers": chosen,
             "final_loss": float(losses[-1]) if losses else None,
             "preserved": preserved,
@@ -127,3 +128,12 @@ def apply(
             **export_info,
         },
     )
+
+
+def _kept_text(preserved: dict[str, dict[str, Any]]) -> str:
+    """What survived into the int8 weights: the lowest sparsity and the most values per channel of any layer."""
+    if not preserved:
+        return ""
+    sparsity = min(p["sparsity_tflite"] for p in preserved.values())
+    values = max(p["unique_values_tflite"] for p in preserved.values())
+    return f"; int8 weights: ≥ {sparsity:.0%} zeros, ≤ {values} values per channel"
