@@ -218,37 +218,59 @@ def show(run_id: int, is_compression: bool, as_json: bool, store: str) -> None:
         click.echo(f"made by compression run {manifest} ('edgeprof results show {manifest} --compression')")
 
 
+def _run_ids(text: str) -> list[int]:
+    """``3``, ``3,5,7`` or ``3-6``: the runs on one side of a comparison."""
+    from ..errors import StoreError
+
+    ids: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                first, last = part.split("-", 1)
+                ids.extend(range(int(first), int(last) + 1))
+            else:
+                ids.append(int(part))
+    except ValueError:
+        raise StoreError(f"cannot read {text!r} as run ids", "write e.g. 3, or 3,5,7, or 3-6") from None
+    if not ids:
+        raise StoreError(f"no run ids in {text!r}", "write e.g. 3, or 3,5,7, or 3-6")
+    return ids
+
+
 @command.command("compare")
-@click.argument("run_a", type=int)
-@click.argument("run_b", type=int)
+@click.argument("runs_a")
+@click.argument("runs_b")
 @click.option(
     "--min-change",
     type=click.FloatRange(min=0),
-    default=5.0,
-    show_default=True,
-    help="Percent change below which a difference is run-to-run noise.",
+    default=None,
+    help="Percent change below which a difference is run-to-run noise [10 with one run a side; with several, "
+    "the spread of their medians, at least 2].",
 )
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01, show_default=True)
 @json_option
 @store_option
-def compare_runs(run_a: int, run_b: int, min_change: float, alpha: float, as_json: bool, store: str) -> None:
-    """Is run B significantly faster or slower than run A?
+def compare_runs(runs_a: str, runs_b: str, min_change: float | None, alpha: float, as_json: bool, store: str) -> None:
+    """Is B significantly faster or slower than A?
 
-    A Mann-Whitney U test and a bootstrap interval over the raw latency samples decide; differences that are not
-    significant, or smaller than --min-change, are reported as "no significant change" (like pyperf compare_to).
+    A and B are one profile run each, or several runs of the same model (3,5,7 or 3-5) so that run-to-run noise
+    is measured rather than assumed. A Mann-Whitney U test and a bootstrap interval of the change in median decide;
+    a difference that is not significant, or within the run-to-run noise band, is reported as "no significant
+    change" (like pyperf compare_to).
 
     \b
     Examples:
       edgeprof results compare 3 4
-      edgeprof results compare 3 4 --min-change 2 --json
+      edgeprof results compare 3,5,7 4,6,8 --json
+      edgeprof results compare 3 4 --min-change 2
     """
     from ..compare import compare
 
+    ids_a, ids_b = _run_ids(runs_a), _run_ids(runs_b)
     with using_store(store) as db:
-        a, b = db.profile(run_a), db.profile(run_b)
-    result = compare(
-        {**a["record"], "id": run_a}, {**b["record"], "id": run_b}, alpha=alpha, min_change=min_change / 100
-    )
+        a = [{**db.profile(i)["record"], "id": i} for i in ids_a]
+        b = [{**db.profile(i)["record"], "id": i} for i in ids_b]
+    result = compare(a, b, alpha=alpha, min_change=None if min_change is None else min_change / 100)
     if as_json:
         emit_json(result.to_dict())
     else:
