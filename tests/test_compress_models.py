@@ -93,7 +93,7 @@ JOB = {"recipe": {"step": [{"kind": "prune", "sparsity": 0.5, "epochs": 1}, {"ki
 
 
 @pytest.fixture(scope="module")
-def cases(models: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+def cases(models: Path, keras3: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     base = {"model": str(models / "cnn.keras"), "data": str(models / "digits.npz")}
     dynamic_214 = {"recipe": {"runtime": "tflite-runtime-2.14", "step": [{"kind": "quantize", "mode": "dynamic"}]}}
     jobs = {
@@ -111,6 +111,12 @@ def cases(models: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, R
         "dynamic_any": {**base, "recipe": {"step": [{"kind": "quantize", "mode": "dynamic"}]}},
         "no_workaround": {**base, **dynamic_214, "case": "no_workaround"},
         "student_file": {**base, "case": "student_file"},
+        # A functional graph (residual Add) rewired around factorised layers: the 1×1 conv and both Dense.
+        "lowrank_functional": {
+            **base,
+            "model": str(keras3 / "k3_functional.keras"),
+            "recipe": {"step": [{"kind": "lowrank", "rank": 3, "exclude": ["conv2d_1"], "epochs": 1}]},
+        },
     }
     return run_jobs(tmp_path_factory.mktemp("cases"), jobs)
 
@@ -147,6 +153,20 @@ def test_a_distillation_student_from_a_keras_file(cases: dict[str, Run]) -> None
     assert status["ok"], status
     assert status["student_params"] == 64 * 20 + 20 + 20 * 10 + 10
     assert status["accuracy"] >= 0.85
+
+
+def test_lowrank_rewires_a_functional_graph(cases: dict[str, Run]) -> None:
+    manifest = cases["lowrank_functional"].manifest
+    effect = manifest["steps"][0]["effect"]
+    assert {name: layer["rank"] for name, layer in effect["layers"].items()} == {
+        "conv2d_2": 3,  # the 1×1 convolution
+        "dense_2": 3,
+        "dense_3": 3,
+    }
+    names = [layer["name"] for layer in manifest["layers"]]
+    assert names.index("conv2d_2_lowrank") + 1 == names.index("conv2d_2")
+    assert any(op.startswith("ADD ") for op in manifest["tflite"]["ops"])  # the residual Add survived
+    assert manifest["tflite"]["metrics"]["accuracy"] > 0.3  # it runs; rank 3 of 32 costs accuracy
 
 
 def _tflite_runtime_accuracy(python: str, model: Path, models: Path, tmp: Path) -> tuple[float | None, str]:
