@@ -225,9 +225,20 @@ class TestBed:
             hostname=socket.gethostname(),
             workdir=str(state / "home" / ".edgeprof"),
         )
+        if is_root():  # a home of its own (see _private_passwd), so the host's ~/.bashrc does not run per command
+            self._private_passwd(state)
+            board.workdir = ".edgeprof"
         self.boards[name] = board
         self._start_sshd(board)
         return board
+
+    def _private_passwd(self, state: Path) -> None:
+        """A copy of /etc/passwd whose root home is the board's folder, bind-mounted in the board's mount namespace."""
+        passwd = Path("/etc/passwd").read_text().splitlines()
+        fields = passwd[0].split(":")
+        assert fields[0] == "root", "the first /etc/passwd entry should be root"
+        fields[5] = str(state / "home")
+        (state / "passwd").write_text("\n".join([":".join(fields), *passwd[1:]]) + "\n")
 
     def _add_netns_board(self, name: str, index: int, state: Path, rootfs: str | None) -> Board:
         ns = f"ep{self.tag}-{index}"
@@ -264,19 +275,20 @@ class TestBed:
             board.python = "/opt/edgeprof-venv/bin/python"
         else:
             self._write_sshd_files(state, board_ip, 22, str(state))
-            passwd = Path("/etc/passwd").read_text().splitlines()
-            fields = passwd[0].split(":")
-            assert fields[0] == "root", "the first /etc/passwd entry should be root"
-            fields[5] = str(state / "home")
-            (state / "passwd").write_text("\n".join([":".join(fields), *passwd[1:]]) + "\n")
+            self._private_passwd(state)
         self._start_sshd(board)
         return board
 
     def _start_sshd(self, board: Board) -> None:
         state = Path(board.state)
         log = state / "sshd.log"
-        if board.mode == "loopback":
+        if board.mode == "loopback" and not (state / "passwd").exists():
             argv = [SSHD, "-D", "-e", "-f", str(state / "sshd_config")]
+        elif board.mode == "loopback":
+            script = (
+                'set -e; mount --bind "$1/passwd" /etc/passwd; mkdir -p /run/sshd; exec "$2" -D -e -f "$1/sshd_config"'
+            )
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(state), SSHD]
         elif board.rootfs:
             root = board.rootfs
             # /proc and /dev for the chroot, the board's own home over the cached root's /root, never /sys (LiteRT's
@@ -396,7 +408,9 @@ class TestBed:
             with contextlib.suppress(OSError):
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
                 state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-                if needle in cmdline and state != "Z" and (board.mode == "netns" or board.state in cmdline):
+                cwd = os.readlink(f"/proc/{pid}/cwd") if board.mode == "loopback" else ""
+                mine = board.mode == "netns" or board.state in cmdline or cwd.startswith(board.state)
+                if needle in cmdline and state != "Z" and mine:
                     hits.append(pid)
         return hits
 
