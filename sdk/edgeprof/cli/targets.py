@@ -186,7 +186,7 @@ def add_command(name: str, kind: str, **settings: Any) -> None:
             path.write_text(before)
         raise
     click.echo(f"added {name} to {path}")
-    if settings.get("transport") != "adb" and kind != "android-termux":
+    if load_config(path).targets[name].transport == "ssh" or kind == "android-termux":
         click.echo(f"next: edgeprof targets trust {name}    (check and record its SSH host key)")
 
 
