@@ -109,6 +109,30 @@ def test_weight_sparsity_and_unique_values_are_exact(models: Path, tmp_path: Pat
     assert untouched.sparsity == 0.0 and untouched.unique_values > 1000
 
 
+def test_unique_values_per_output_channel_show_clustering_through_int8(models: Path, tmp_path: Path) -> None:
+    # Per-channel int8 (one scale per output row of the 32x512 dense kernel): 16 clusters become at most 16 int8
+    # codes per row, but different codes in different rows. Row r here uses {0, ±k, ±2k, ±3k, ±4k}, k = r % 15 + 1:
+    # 9 codes a row, many more over the tensor; the per-channel count shows the clustering survived quantisation.
+    source = (models / "int8.tflite").read_bytes()
+    parsed = parse(source)
+    fc = next(op for op in parsed.main.operators if op.opcode.name == "FULLY_CONNECTED")
+    kernel = parsed.main.tensors[fc.inputs[1]]
+    assert kernel.shape == (32, 512) and kernel.quantization.per_channel and kernel.quantization.axis == 0
+    rng = np.random.default_rng(1)
+    codes = np.stack([rng.choice(np.arange(-4, 5) * (r % 15 + 1), size=512) for r in range(32)]).astype(np.int8)
+
+    def edit(model, _schema) -> None:
+        model.buffers[kernel.buffer].data = np.frombuffer(codes.tobytes(), dtype=np.uint8)
+
+    path = tmp_path / "clustered.tflite"
+    path.write_bytes(_rewrite(source, edit))
+    _runs_in_litert(path)
+    layer = next(layer for layer in inspect_model(path).layers if layer.op == "FULLY_CONNECTED")
+    assert layer.max_unique_per_channel == 9
+    assert layer.unique_values == np.unique(codes).size > 9
+    assert "(≤9/ch)" in run_cli("inspect", str(path)).stdout
+
+
 def test_custom_ops_are_named_and_not_guessed(models: Path, tmp_path: Path) -> None:
     source = (models / "float.tflite").read_bytes()
 

@@ -164,6 +164,11 @@ class Inspection:
             f"weights: {w['parameters']:,} parameters in {w['tensors']} tensors, sparsity "
             f"{_table.pct(w['sparsity'])}, at most {w['max_unique_values'] if w['tensors'] else '-'} "
             "unique values in one tensor"
+            + (
+                f" and {w['max_unique_per_channel']} in one output channel (per-channel quantisation)"
+                if w.get("max_unique_per_channel")
+                else ""
+            )
         )
         lines.append("")
         lines.append(
@@ -178,7 +183,7 @@ class Inspection:
                         _table.size(layer.weight_bytes) if layer.weight_bytes else "",
                         _table.size(layer.weight_gzip_bytes) if layer.weight_bytes else "",
                         _table.pct(layer.sparsity) if layer.sparsity is not None else "",
-                        layer.unique_values if layer.unique_values is not None else "",
+                        _unique(layer),
                         _count(layer.macs) if layer.macs else "",
                     ]
                     for layer in self.layers
@@ -215,6 +220,15 @@ class Inspection:
                     rows.append([family, f"none known ({blocked})", checked])
             lines.append(_table.table(["runtime", "loads it", "releases checked"], rows, align="lll"))
         return "\n".join(lines)
+
+
+def _unique(layer: Layer) -> str:
+    """Unique weight values, and per output channel when the weights are quantised per channel."""
+    if layer.unique_values is None:
+        return ""
+    if layer.max_unique_per_channel is not None:
+        return f"{layer.unique_values} (≤{layer.max_unique_per_channel}/ch)"
+    return str(layer.unique_values)
 
 
 def _count(value: int | None) -> str:
@@ -423,6 +437,8 @@ def inspect_model(
             "parameters": weight_params,
             "sparsity": weight_zeros / weight_params if weight_params else None,
             "max_unique_values": max((layer.unique_values or 0 for layer in weight_layers), default=0),
+            "max_unique_per_channel": max((layer.max_unique_per_channel or 0 for layer in weight_layers), default=0)
+            or None,
         },
         layers=layers,
         macs_total=sum(layer.macs or 0 for layer in layers),
