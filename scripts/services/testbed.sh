@@ -9,6 +9,7 @@
 _testbed_cache="${EDGEPROF_TESTBED_CACHE:-/var/cache/edgeprof-testbed}"
 
 _testbed_setup() {
+    apt_install adb || true  # the adb transport's client-side tests (no Android device here)
     if ! apt_install openssh-server openssh-client iproute2 iptables libnetfilter-queue1; then
         log "test bed: system packages missing; SSH tests will skip"
         return 0

@@ -62,7 +62,8 @@ class AdbTransport(Transport):
             ) from None
         result = CommandResult(tuple(args), done.returncode, done.stdout, done.stderr)
         text = done.stderr.decode("utf-8", "replace")
-        if done.returncode != 0 and ("device" in text and ("not found" in text or "offline" in text)):
+        lowered = text.lower()
+        if done.returncode != 0 and any(k in lowered for k in ("not found", "offline", "no devices", "unauthorized")):
             raise TransportError(
                 f"adb cannot reach {self.name}: {text.strip().splitlines()[-1]}",
                 "plug the device in, allow USB debugging, and check 'adb devices'",
