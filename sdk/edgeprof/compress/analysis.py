@@ -9,7 +9,10 @@ import numpy as np
 
 def unwrap(layer: Any) -> Any:
     """The Keras layer inside a TF-MOT wrapper (QAT's QuantizeWrapper, pruning or clustering wrappers)."""
-    while hasattr(layer, "layer") and type(layer).__name__.endswith(("Wrapper", "WrapperV2", "PruneLowMagnitude")):
+    while hasattr(layer, "layer") and (
+        type(layer).__name__.endswith(("Wrapper", "WrapperV2", "PruneLowMagnitude"))
+        or type(layer).__name__.startswith("ClusterWeights")
+    ):
         layer = layer.layer
     return layer
 

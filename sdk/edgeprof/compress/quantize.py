@@ -96,7 +96,7 @@ def apply(
             f"TF-MOT could not apply {step.mode}: {first[:300]}",
             "exclude the layer it names from the quantize step, or use post-training int8",
         ) from None
-    training.compile_for(quantized, step.training)
+    training.compile_for(quantized, step.training, from_logits=not training.ends_in_softmax(model))
     history = training.fit(quantized, data, step.training, seed=seed)
     tflite, export_info = export.convert(quantized, step, data, seed=seed, runtime=runtime)
     weights = analysis.tflite_weights(tflite)

@@ -59,6 +59,8 @@ def ends_in_softmax(model: Any) -> bool:
 
     last = unwrap(model.layers[-1])
     activation = getattr(last, "activation", None)
+    while hasattr(activation, "activation"):  # QAT wraps activations in QuantizeAwareActivation
+        activation = activation.activation
     if getattr(activation, "__name__", "") == "softmax":
         return True
     return type(last).__name__ == "Softmax"
