@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -105,28 +106,38 @@ def test_the_work_directory_stays_bounded(bed: TestBed, fresh_board, isolated: P
     assert used <= max(0.15 * 1024 * 1024, in_use), (used, sorted(p.name for p in files))
 
 
+# The agent (and the reaper above it) run "python -u .../agent/edgeprof-agent-<sha16>.pyz"; edgeprof's short helper
+# commands also name that file, but not after "-u".
+AGENT = re.compile(r"-u \S*agent/edgeprof-agent-[0-9a-f]{16}\.pyz")
+
+
 def _agents(bed: TestBed, board: Board) -> list[int]:
-    return bed.processes(board, "edgeprof-agent-")
+    return bed.processes(board, AGENT)
 
 
-def test_ctrl_c_stops_the_agent_on_the_board(bed: TestBed, healthy: list[Board], isolated: Path, models: Path) -> None:
-    board = healthy[1]
-    write_config(bed, isolated, [board])
+@pytest.mark.parametrize("fleet", [False, True], ids=["one-board", "fleet"])
+def test_ctrl_c_stops_the_agent_on_the_board(
+    bed: TestBed, healthy: list[Board], isolated: Path, models: Path, fleet: bool
+) -> None:
+    chosen = healthy[1:3] if fleet else healthy[1:2]
+    write_config(bed, isolated, chosen)
     proc = cli_process(
-        "profile", str(models / "float.tflite"), "--target", board.name,
+        "profile", str(models / "float.tflite"), "--target", ",".join(b.name for b in chosen),
         "--min-seconds", "60", "--max-seconds", "120", "--warmup-seconds", "0", "--idle-seconds", "0",
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    while not _agents(bed, board) and time.monotonic() < deadline and proc.poll() is None:
+    while not all(_agents(bed, b) for b in chosen) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
-    assert _agents(bed, board), "the agent should be running on the board"
-    time.sleep(2)  # well into its measurement
+    if not all(_agents(bed, b) for b in chosen):
+        proc.kill()
+        raise AssertionError(f"the agents should be running on the boards; edgeprof said: {proc.communicate()}")
+    time.sleep(2)  # well into their measurement
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=10) == 130
     deadline = time.monotonic() + 5
-    while _agents(bed, board) and time.monotonic() < deadline:
+    while any(_agents(bed, b) for b in chosen) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _agents(bed, board), "Ctrl-C left the agent running on the board"
+    assert not any(_agents(bed, b) for b in chosen), "Ctrl-C left an agent running on a board"
 
 
 def test_without_the_reaper_an_agent_would_be_orphaned(bed: TestBed, healthy: list[Board], isolated: Path) -> None:
@@ -139,7 +150,7 @@ def test_without_the_reaper_an_agent_would_be_orphaned(bed: TestBed, healthy: li
         client = live.transport.connect()  # type: ignore[attr-defined]
         channel: paramiko.Channel = client.get_transport().open_session()
         # an agent that keeps busy (like one in the middle of a measurement) and ignores its stdin
-        channel.exec_command(f"{board.python} -c 'import time; time.sleep(30)' {agent}")
+        channel.exec_command(f"{board.python} -u -c 'import time; time.sleep(30)' -u {agent}")
         time.sleep(1.0)
         assert _agents(bed, board)
         channel.close()

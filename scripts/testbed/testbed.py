@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -398,8 +399,9 @@ class TestBed:
                         changed = True
         return sorted(p for p in found if p)
 
-    def processes(self, board: Board, needle: str) -> list[int]:
-        """Processes of the board whose command line contains ``needle`` (also orphans of loopback boards)."""
+    def processes(self, board: Board, needle: str | re.Pattern[str]) -> list[int]:
+        """Processes of the board whose command line contains ``needle`` or matches the pattern (also orphans of
+        loopback boards)."""
         candidates = set(self.pids(board))
         if board.mode == "loopback":
             candidates |= {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}
@@ -410,7 +412,8 @@ class TestBed:
                 state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
                 cwd = os.readlink(f"/proc/{pid}/cwd") if board.mode == "loopback" else ""
                 mine = board.mode == "netns" or board.state in cmdline or cwd.startswith(board.state)
-                if needle in cmdline and state != "Z" and mine:
+                found = needle.search(cmdline) if isinstance(needle, re.Pattern) else needle in cmdline
+                if found and state != "Z" and mine:
                     hits.append(pid)
         return hits
 
