@@ -92,10 +92,18 @@ def main() -> int:
 
         one, many = [], []
         cpu: dict[int, list[tuple[float, float]]] = {1: [], args.boards: []}
+        phases: dict[int, list[dict[str, float]]] = {1: [], args.boards: []}
         for _ in range(args.rounds):
             for chosen, into in (([names[0]], one), (names, many)):
                 busy, mine, started = system_cpu_seconds(), time.process_time(), time.monotonic()
-                fleet = edgeprof.profile_fleet(model, chosen)
+                seen: dict[str, dict[str, float]] = {}
+
+                def progress(name: str, event: dict, seen: dict = seen, started: float = started) -> None:
+                    key = str(event.get("phase") or event.get("event"))
+                    seen.setdefault(name, {}).setdefault(key, time.monotonic() - started)
+
+                fleet = edgeprof.profile_fleet(model, chosen, on_progress=progress)
+                phases[len(chosen)].extend(seen.values())
                 into.append(time.monotonic() - started)
                 cpu[len(chosen)].append((system_cpu_seconds() - busy, time.process_time() - mine))
                 assert fleet.ok, [o.error for o in fleet.failures]
@@ -112,6 +120,13 @@ def main() -> int:
               f"{'PASS' if ratio <= 1.3 else 'FAIL'}")  # fmt: skip
         print("   (the boards' agents run on this host's cores; a machine near 100 % busy means the boards were "
               "waiting for CPU, which real boards each have their own of)")  # fmt: skip
+        print(f"   when each phase began (s after the start; median over rounds and boards), 1 | {args.boards} boards:")
+        steps = [("connect", "connecting"), ("agent", "agent starting"), ("load", "hello answered, model loading"),
+                 ("measure", "measuring"), ("done", "result stored")]  # fmt: skip
+        for key, label in steps:
+            first = statistics.median(p[key] for p in phases[1] if key in p)
+            last = statistics.median(p[key] for p in phases[args.boards] if key in p)
+            print(f"     {label:32} {first:5.2f} | {last:5.2f}")
 
         overheads, parts = [], []
         for _ in range(args.rounds + 1):
