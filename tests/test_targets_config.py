@@ -69,6 +69,8 @@ def test_config_targets_groups_and_globs(isolated: Path) -> None:
     assert (pi.kind, pi.host, pi.user, pi.python, pi.python_is_default) == ("rpi4", "10.0.0.11", "pi", "python3", True)
     assert pi.workdir_max_mb == board_profile("rpi4")["workdir_max_mb"] and pi.groups == ("pis", "everything")
     assert config.targets["orin"].python == "/opt/py/bin/python3" and not config.targets["orin"].python_is_default
+    (isolated / "home.toml").write_text('[targets.pi]\nhost = "x"\nworkdir = "~/edgeprof-work"\n')
+    assert load_config(isolated / "home.toml").targets["pi"].workdir == "edgeprof-work"  # ~ is the remote home
     assert [t.name for t in select_targets(["pis"])] == ["lab-1", "lab-2"]
     assert [t.name for t in select_targets(["lab-*"])] == ["lab-1", "lab-2"]
     assert [t.name for t in select_targets(["orin,lab-2", "lab-*"])] == ["orin", "lab-2", "lab-1"]  # order, no repeats
@@ -88,6 +90,7 @@ def test_config_targets_groups_and_globs(isolated: Path) -> None:
         ('[targets.pi]\nkind = "rpi9"\nhost = "x"\n', "unknown board kind 'rpi9'"),
         ('[targets.pi]\nkind = "linux"\n', "has no host"),
         ('[targets.pi]\nhost = "x"\nport = 70000\n', "out of range"),
+        ('[targets.pi]\nhost = "x"\nworkdir = "~pi/x"\n', "relative to the home"),
         ('[targets.local]\nhost = "x"\n', "built in"),
         ('[targets."a b"]\nhost = "x"\n', "not allowed"),
         ('[targets.pi]\nhost = "x"\n[groups]\nlab = ["nothing-*"]\n', "matches no target"),

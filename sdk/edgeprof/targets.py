@@ -259,6 +259,13 @@ def _target_from_table(name: str, table: dict[str, Any], path: Path, groups: tup
     if port is not None and not 0 < port < 65536:
         raise TargetError(f"{path}: target {name!r}: port {port} is out of range", "use 1-65535")
     sensors = {**profile.get("sensors", {}), **table.get("sensors", {})}
+    workdir = table.get("workdir", profile.get("workdir", ".edgeprof"))
+    if workdir == "~" or workdir.startswith("~/"):  # the remote home: relative paths already start there
+        workdir = workdir[2:] or "."
+    elif workdir.startswith("~") or not workdir:
+        raise TargetError(
+            f"{path}: target {name!r}: workdir {workdir!r}", "use a path relative to the home, or absolute"
+        )
     if not isinstance(sensors.get("energy", ""), str) or not all(
         isinstance(a, str) for a in sensors.get("energy_command", [])
     ):
@@ -280,7 +287,7 @@ def _target_from_table(name: str, table: dict[str, Any], path: Path, groups: tup
         serial=serial,
         python=table.get("python", profile.get("python", "python3")),
         python_is_default="python" not in table,
-        workdir=table.get("workdir", profile.get("workdir", ".edgeprof")),
+        workdir=workdir,
         workdir_max_mb=float(table.get("workdir_max_mb", profile.get("workdir_max_mb", 1024))),
         description=table.get("description", profile.get("description", "")),
         emulated=bool(table.get("emulated", False)),
