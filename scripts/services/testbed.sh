@@ -25,12 +25,18 @@ _testbed_setup() {
     else
         log "test bed: the emulated arm64 board could not be built; its test will skip"
     fi
-    local wheels="$_testbed_cache/wheels-$("$VENV/bin/python" -c 'import sys,platform; print("cp%d%d-%s" % (sys.version_info[0], sys.version_info[1], platform.machine()))')"
-    if [ ! -f "$wheels/.ready" ]; then
-        log "test bed: downloading numpy + ai-edge-litert wheels into $wheels (once)"
+    # Wheels for the boards' Python: the namespace boards run the host's /usr/bin/python3 (no python setting).
+    local board_python=/usr/bin/python3 tag machine
+    tag="$("$board_python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true)"
+    machine="$(uname -m)"
+    local wheels="$_testbed_cache/wheels-cp${tag/./}-$machine"
+    if [ -n "$tag" ] && [ ! -f "$wheels/.ready" ]; then
+        log "test bed: downloading numpy + ai-edge-litert wheels for Python $tag into $wheels (once)"
         rm -rf "$wheels" && mkdir -p "$wheels"
+        local platforms=()
+        for p in manylinux2014 manylinux_2_17 manylinux_2_27 manylinux_2_28; do platforms+=(--platform "${p}_$machine"); done
         if "$VENV/bin/python" -m pip download -q --disable-pip-version-check --only-binary=:all: \
-            -c "$ROOT/scripts/constraints.txt" -d "$wheels" numpy ai-edge-litert; then
+            --python-version "$tag" "${platforms[@]}" -d "$wheels" numpy ai-edge-litert; then
             touch "$wheels/.ready"
         fi
     fi
