@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -160,6 +161,7 @@ def main() -> int:
     finally:
         fleet_bed.down()
         loop_bed.down()
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
