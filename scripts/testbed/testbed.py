@@ -111,6 +111,7 @@ class Board:
     workdir: str = ".edgeprof"
     pid: int | None = None
     impairer_pid: int | None = None
+    cgroup: str | None = None  # a CPU quota's cgroup folder, see TestBed.cpu_quota
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -505,6 +506,46 @@ class TestBed:
                 os.waitpid(board.impairer_pid, 0)
             board.impairer_pid = None
 
+    def cpu_quota(self, board: Board, cpus: float) -> None:
+        """Give the board its own CPU share (a CFS quota on its processes and all they start).
+
+        Boards on this host share its cores; real boards each have their own. A quota per board makes N boards
+        behave like N machines of ``cpus`` CPUs each (so 8 boards of 0.25 CPU fit 2 host cores).
+        """
+        v1 = Path("/sys/fs/cgroup/cpu")
+        v2 = Path("/sys/fs/cgroup")
+        controllers = (v2 / "cgroup.controllers").read_text().split() if (v2 / "cgroup.controllers").exists() else []
+        if (v1 / "cpu.cfs_quota_us").exists():
+            folder = v1 / f"edgeprof-testbed-{board.name}-{os.getpid()}"
+            folder.mkdir(exist_ok=True)
+            (folder / "cpu.cfs_period_us").write_text("100000")
+            (folder / "cpu.cfs_quota_us").write_text(str(int(cpus * 100000)))
+        elif "cpu" in controllers:
+            folder = v2 / f"edgeprof-testbed-{board.name}-{os.getpid()}"
+            folder.mkdir(exist_ok=True)
+            (folder / "cpu.max").write_text(f"{int(cpus * 100000)} 100000")
+        else:
+            raise RuntimeError("this kernel offers no cgroup cpu controller for a CPU quota")
+        for pid in self.pids(board):
+            with contextlib.suppress(OSError):
+                (folder / "cgroup.procs").write_text(str(pid))
+        board.cgroup = str(folder)
+        self.save()
+
+    def clear_cpu_quota(self, board: Board) -> None:
+        if not board.cgroup:
+            return
+        folder = Path(board.cgroup)
+        parent = folder.parent / "cgroup.procs"
+        with contextlib.suppress(OSError):
+            for pid in (folder / "cgroup.procs").read_text().split():
+                with contextlib.suppress(OSError):
+                    parent.write_text(pid)
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        board.cgroup = None
+        self.save()
+
     def repair(self, board: Board) -> None:
         """Undo every fault: thaw, link up, no cap, no impairment, sshd running."""
         self.thaw(board)
@@ -525,6 +566,8 @@ class TestBed:
             self.clear_impairment(board)
         with contextlib.suppress(Exception):
             self.kill(board)
+        with contextlib.suppress(Exception):
+            self.clear_cpu_quota(board)
         if board.netns:
             _run("ip", "link", "del", board.host_veth or "", check=False)
             _run("ip", "netns", "del", board.netns, check=False)
