@@ -75,7 +75,8 @@ def unavailable(checked):
     if "energy" in checked:
         reason = checked["energy"]
     elif checked:
-        reason = "no power sensor on this board: " + "; ".join("%s: %s" % kv for kv in checked.items())
+        # One short line for tables and summaries; each plugin's own reason stays in "checked".
+        reason = "no power sensor on this board (looked for %s)" % ", ".join(checked)
     else:
         reason = "no power sensor on this board"
     return {"available": False, "reason": reason, "checked": checked}
