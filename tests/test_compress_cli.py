@@ -75,3 +75,14 @@ def test_compress_refuses_mismatched_data(models: Path, tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "shape [8, 8, 1]" in done.stderr and "[28, 28, 1]" in done.stderr
+
+
+def test_recipe_file_refuses_step_flags_it_would_ignore(models: Path, tmp_path: Path) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[[step]]\nkind = "quantize"\nmode = "int8"\n')
+    for flag in (["--representative-samples", "50"], ["--quantize", "dynamic"], ["--epochs", "1"]):
+        done = run_cli("compress", str(models / "cnn.keras"), "-o", str(tmp_path / "o"), "--data",
+                       str(models / "digits.npz"), "--recipe", str(recipe), *flag)  # fmt: skip
+        assert done.returncode == 2, flag
+        assert "cannot be combined" in done.stderr
+    assert not (tmp_path / "o").exists()

@@ -130,6 +130,8 @@ def test_real_inputs_are_checked_against_the_model(models: Path, tmp_path: Path)
     good = tmp_path / "x.npy"
     np.save(good, np.random.rand(4, 8, 8, 1).astype("float32"))
     edgeprof.profile(models / "float.tflite", inputs=good, store=None, **QUICK)
+    with pytest.raises(edgeprof.EdgeprofError, match="does not exist"):
+        edgeprof.profile(models / "float.tflite", inputs=tmp_path / "missing.npy", store=None, **QUICK)
     bad = tmp_path / "bad.npy"
     np.save(bad, np.random.rand(4, 28, 28).astype("float32"))
     with pytest.raises(edgeprof.EdgeprofError, match=r"expects samples of shape \[8, 8, 1\]"):

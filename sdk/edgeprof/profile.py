@@ -16,6 +16,7 @@ from . import _table
 from ._version import __version__
 from .accuracy import compare, host_outputs, load_eval, predict_on_board
 from .deploy import connect
+from .errors import DataError
 from .modelfile import ModelFile, open_tflite
 from .targets import Target, apply_sensor_defaults, resolve_target
 
@@ -271,6 +272,8 @@ def profile(
     if option_overrides:
         options = ProfileOptions(**{**asdict(options), **option_overrides})
     model_file, data = open_tflite(model)
+    if inputs is not None and not Path(inputs).is_file():
+        raise DataError(f"input data {inputs} does not exist", "pass an .npy or .npz file of real inputs")
     eval_set = load_eval(eval_data) if eval_data is not None else None
     target = resolve_target(target)
     options = apply_sensor_defaults(target, options)

@@ -49,9 +49,8 @@ from ._common import emit_json, json_option, progress_printer, store_option
 @click.option(
     "--representative-samples",
     type=click.IntRange(min=1),
-    default=200,
-    show_default=True,
-    help="Training samples that calibrate int8 / int16x8.",
+    default=None,
+    help="Training samples that calibrate int8 / int16x8 [200].",
 )
 @click.option("--epochs", type=click.IntRange(min=0), default=None, help="Fine-tuning epochs per step [2].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Fine-tuning batch size [32].")
@@ -75,7 +74,7 @@ def command(
     cluster: int | None,
     quantize: str | None,
     int8_io: bool,
-    representative_samples: int,
+    representative_samples: int | None,
     epochs: int | None,
     batch_size: int | None,
     learning_rate: float | None,
@@ -97,7 +96,7 @@ def command(
       edgeprof compress model.keras -o out --data data.npz --quantize dynamic --runtime tflite-runtime-2.14
       edgeprof compress model.keras -o out --data data.npz --recipe examples/recipes/prune-cluster-int8.toml
     """
-    step_flags = (prune, cluster, quantize, epochs, batch_size, learning_rate)
+    step_flags = (prune, cluster, quantize, epochs, batch_size, learning_rate, representative_samples)
     if recipe_file and (any(v is not None for v in step_flags) or int8_io or structure != "unstructured"):
         raise RecipeError(
             "--recipe cannot be combined with the step flags (--prune, --cluster, --quantize, --epochs, ...)",
@@ -117,7 +116,7 @@ def command(
             epochs=epochs,
             seed=seed or 0,
             structure=structure,
-            representative_samples=representative_samples,
+            representative_samples=representative_samples or 200,
             int8_io=int8_io,
             batch_size=batch_size,
             learning_rate=learning_rate,
