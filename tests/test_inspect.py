@@ -224,3 +224,17 @@ def test_a_truncated_model_is_one_clear_line(mobilenet: Path, tmp_path: Path) ->
     done = run_cli("inspect", str(path))
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "damaged TFLite model" in done.stderr
+
+
+@pytest.mark.parametrize("variant", ["f32", "int8"])
+def test_host_and_agent_arena_estimates_agree(mobilenet: Path, variant: str) -> None:
+    """inspect (from the flatbuffer) and the agent (from the interpreter's own plan, no delegate) replay the same
+    planner over two views of one graph: they must give the same arena, or one of them is wrong."""
+    import edgeprof
+
+    path = mobilenet / f"mobilenet_{variant}.tflite"
+    host = inspect_model(path).arena["bytes"]
+    measured = edgeprof.profile(path, delegate="none", runs=3, min_seconds=0, warmup_seconds=0, store=None)
+    agent = measured.measurement["memory"]["tensor_arena"]
+    assert agent["available"]
+    assert host == agent["estimate_bytes"]
