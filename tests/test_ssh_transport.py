@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -144,9 +145,13 @@ def test_trust_shows_the_fingerprint_and_records_only_on_confirmation(
 def test_trust_yes_records_without_asking(bed: TestBed, boards: list[Board], isolated: Path) -> None:
     board = boards[2]
     write_config(bed, isolated, [board], trusted=False)
-    done = run_cli("targets", "trust", board.name, "--yes")
+    done = run_cli("targets", "trust", board.name, "--yes", "--json")
     assert done.returncode == 0, done.stderr
-    assert _fingerprint(board.host_key_pub).split()[1] in done.stdout
+    answer = json.loads(done.stdout)
+    assert answer["status"] == "recorded"
+    assert answer["fingerprint"] == _fingerprint(board.host_key_pub).split()[1]
+    again = json.loads(run_cli("targets", "trust", board.name, "--json").stdout)
+    assert again["status"] == "trusted"
     checked = run_cli("targets", "check", board.name, "--json")
     assert checked.returncode == 0, checked.stderr
 

@@ -142,6 +142,10 @@ def test_cli_add_list_show(isolated: Path, tmp_path: Path) -> None:
     assert "far" in listed.stdout and "kitchen-pi" not in listed.stdout
     missing = run_cli("targets", "list", "--config", str(tmp_path / "nope.toml"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+    added = run_cli("targets", "add", "orin", "--kind", "jetson-orin-nano", "--host", "192.0.2.10", "--json")
+    assert added.returncode == 0, added.stderr
+    answer = json.loads(added.stdout)
+    assert answer["added"] == "orin" and answer["target"]["kind"] == "jetson-orin-nano"
 
 
 def test_ssh_config_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

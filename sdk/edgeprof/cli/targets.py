@@ -154,7 +154,8 @@ def _toml_string(value: str) -> str:
 @click.option("--transport", type=click.Choice(["ssh", "adb"]), default=None, help="[the board profile's]")
 @click.option("--serial", default=None, help="adb: the device serial ('adb devices').")
 @config_option
-def add_command(name: str, kind: str, **settings: Any) -> None:
+@json_option
+def add_command(name: str, kind: str, as_json: bool, **settings: Any) -> None:
     """Add a target to the config file (created if missing). Nothing is sent to the board.
 
     \b
@@ -185,8 +186,12 @@ def add_command(name: str, kind: str, **settings: Any) -> None:
         else:
             path.write_text(before)
         raise
+    target = load_config(path).targets[name]
+    if as_json:
+        emit_json({"added": name, "config": str(path), "target": target.to_dict()})
+        return
     click.echo(f"added {name} to {path}")
-    if load_config(path).targets[name].transport == "ssh" or kind == "android-termux":
+    if target.transport == "ssh" or kind == "android-termux":
         click.echo(f"next: edgeprof targets trust {name}    (check and record its SSH host key)")
 
 
@@ -194,7 +199,8 @@ def add_command(name: str, kind: str, **settings: Any) -> None:
 @click.argument("name")
 @click.option("--yes", "-y", is_flag=True, help="Record the key without asking (only after checking it otherwise).")
 @config_option
-def trust_command(name: str, yes: bool) -> None:
+@json_option
+def trust_command(name: str, yes: bool, as_json: bool) -> None:
     """Show a board's SSH host key fingerprint and record it in known_hosts once you confirm it.
 
     Compare the fingerprint with the board's own (on the board: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub).
@@ -219,22 +225,34 @@ def trust_command(name: str, yes: bool) -> None:
         known = transport.known_host_key()
     finally:
         transport.close()
-    click.echo(f"{name} ({endpoint.host_key_name}) presents this {key.get_name()} host key:")
-    click.echo(f"  {fingerprint(key)}")
+    facts = {"target": name, "host": endpoint.host_key_name, "key_type": key.get_name(),
+             "fingerprint": fingerprint(key), "known_hosts": str(transport.known_hosts)}  # fmt: skip
+
+    def done(status: str) -> None:
+        if as_json:
+            emit_json({**facts, "status": status})
+        else:
+            click.echo({"trusted": f"already trusted in {transport.known_hosts}",
+                        "recorded": f"recorded in {transport.known_hosts}"}.get(status, "not recorded"),
+                       err=status == "not-recorded")  # fmt: skip
+
+    # The fingerprint goes to stderr under --json, so stdout stays one JSON document.
+    click.echo(f"{name} ({endpoint.host_key_name}) presents this {key.get_name()} host key:", err=as_json)
+    click.echo(f"  {fingerprint(key)}", err=as_json)
     if known is not None:
         if known.asbytes() == key.asbytes():
-            click.echo(f"already trusted in {transport.known_hosts}")
+            done("trusted")
             return
         raise TargetError(
             f"{transport.known_hosts} holds a DIFFERENT key for {endpoint.host_key_name} ({fingerprint(known)})",
             f"if the board was re-installed, remove the old key (ssh-keygen -f {transport.known_hosts} -R "
             f"'{endpoint.host_key_name}') and run this again",
         )
-    if not yes and not click.confirm(f"Trust it and record it in {transport.known_hosts}?", default=False):
-        click.echo("not recorded", err=True)
+    if not yes and not click.confirm(f"Trust it and record it in {transport.known_hosts}?", default=False, err=True):
+        done("not-recorded")
         raise SystemExit(1)
     _append_known_host(transport.known_hosts, f"{endpoint.host_key_name} {key.get_name()} {key.get_base64()}")
-    click.echo(f"recorded in {transport.known_hosts}")
+    done("recorded")
 
 
 def _append_known_host(path: Path, line: str) -> None:
