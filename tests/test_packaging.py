@@ -30,6 +30,8 @@ def test_wheel_ships_sdk_agent_and_board_profiles(wheel: Path) -> None:
         assert f"edgeprof/{source.relative_to(ROOT / 'sdk' / 'edgeprof').as_posix()}" in names
     for source in (ROOT / "device_agents" / "edgeprof_agent").rglob("*.py"):
         assert f"edgeprof_agent/{source.relative_to(ROOT / 'device_agents' / 'edgeprof_agent').as_posix()}" in names
+    for data in (ROOT / "sdk" / "edgeprof").rglob("*.json"):
+        assert f"edgeprof/{data.relative_to(ROOT / 'sdk' / 'edgeprof').as_posix()}" in names
     for profile in (ROOT / "targets").glob("*.toml"):
         assert f"edgeprof/builtin_targets/{profile.name}" in names
 
