@@ -52,7 +52,8 @@ def test_installed_wheel_profiles_from_an_empty_folder(wheel: Path, tmp_path: Pa
         [
             sys.executable,
             "-c",
-            "import edgeprof, edgeprof_agent; print(edgeprof.__file__);print(edgeprof_agent.__file__)",
+            "import edgeprof, edgeprof_agent; from edgeprof.tflite import compat; print(edgeprof.__file__);"
+            "print(edgeprof_agent.__file__); print(compat.__file__); assert len(compat.KNOWN_RUNTIMES) >= 11",
         ],
         cwd=empty,
         env=env,
