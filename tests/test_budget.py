@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,28 +25,8 @@ def compressed(models: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     """An int8 model compressed (for real) from the test CNN, its manifest and one profile run in a store."""
     out = tmp_path_factory.mktemp("budget")
     store = out / "results.db"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edgeprof",
-            "compress",
-            str(models / "cnn.keras"),
-            "-o",
-            str(out / "int8"),
-            "--data",
-            str(models / "digits.npz"),
-            "--quantize",
-            "int8",
-            "--store",
-            str(store),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_cli("compress", str(models / "cnn.keras"), "-o", str(out / "int8"), "--data",
+                   str(models / "digits.npz"), "--quantize", "int8", "--store", str(store))  # fmt: skip
     assert done.returncode == 0, done.stderr
     model = out / "int8" / "model.tflite"
     run = edgeprof.profile(model, "local", store=store, **PROFILE)

@@ -10,8 +10,6 @@ import json
 import os
 import re
 import struct
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +19,9 @@ import edgeprof
 from edgeprof.compare import compare
 from edgeprof.report.plots import pareto_front
 from edgeprof.store import open_store
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli
 
 QUICK = {"runs": 300, "min_seconds": 0.3, "warmup_seconds": 0.1, "threads": 1}
-
-COMPRESS_BOTH = """
-import sys
-from edgeprof.compress import QuantizeStep, Recipe, compress
-model, data, out, store = sys.argv[1:5]
-compress(model, Recipe(), data, out + "/baseline", store=store)
-compress(model, Recipe(steps=[QuantizeStep(mode="int8")]), data, out + "/int8", store=store)
-"""
 
 
 @pytest.fixture(scope="module")
@@ -39,23 +29,10 @@ def demo_store(models: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     """A float32 baseline and an int8 model compressed from one Keras source, both profiled on local."""
     out = tmp_path_factory.mktemp("report")
     store = out / "results.db"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            COMPRESS_BOTH,
-            str(models / "cnn.keras"),
-            str(models / "digits.npz"),
-            str(out),
-            str(store),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
+    for key, flags in (("baseline", []), ("int8", ["--quantize", "int8"])):  # the float32 export is the baseline
+        done = run_cli("compress", str(models / "cnn.keras"), "-o", str(out / key), "--data",
+                       str(models / "digits.npz"), *flags, "--store", str(store))  # fmt: skip
+        assert done.returncode == 0, done.stderr
     ids = {}
     for key in ("baseline", "int8"):
         ids[key] = edgeprof.profile(out / key / "model.tflite", "local", store=store, **QUICK).id
