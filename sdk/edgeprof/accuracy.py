@@ -9,7 +9,6 @@ host's own agent, and reports both figures, their difference and how often the t
 from __future__ import annotations
 
 import io
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 from . import metrics
 from .errors import DataError
 from .modelfile import sha256_bytes
+from .predict import predict, predict_local
 
 
 @dataclass(frozen=True)
@@ -67,26 +67,8 @@ def load_eval(path: str | Path) -> EvalSet:
 
 def predict_on_board(board: Any, agent: Any, remote_model: str, eval_set: EvalSet, options: Any) -> tuple:
     """The board's outputs for every sample, with the profile's runtime, threads and delegate."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "x.npy"
-        np.save(path, eval_set.x)
-        remote_data = board.ensure_data(path.read_bytes(), ".npy")
-    remote_out = board.path("out", f"predict-{remote_model.rsplit('/', 1)[-1][:16]}-{eval_set.sha256[:16]}.npy")
-    answer = agent.call(
-        "predict",
-        {
-            "model": remote_model,
-            "inputs": remote_data,
-            "output": remote_out,
-            "runtime": options.runtime,
-            "threads": options.threads,
-            "delegate": options.delegate,
-            "delegate_options": options.delegate_options,
-        },
-        timeout=600 + 0.5 * len(eval_set.x),
-    )
-    outputs = np.load(io.BytesIO(board.transport.get(remote_out)), allow_pickle=False)
-    return outputs, answer
+    return predict(board, agent, remote_model, eval_set.x, runtime=options.runtime, threads=options.threads,
+                   delegate=options.delegate, delegate_options=options.delegate_options)  # fmt: skip
 
 
 def compare(eval_set: EvalSet, board_outputs: np.ndarray, board_answer: dict, host_outputs: np.ndarray) -> dict:
@@ -118,6 +100,4 @@ def compare(eval_set: EvalSet, board_outputs: np.ndarray, board_answer: dict, ho
 
 
 def host_outputs(model_bytes: bytes, eval_set: EvalSet) -> np.ndarray:
-    from .compress.evaluate import tflite_outputs
-
-    return tflite_outputs(model_bytes, eval_set.x)
+    return predict_local(model_bytes, eval_set.x)
