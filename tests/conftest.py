@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The device agent's fixtures (its interpreters, incl. the bullseye test bed; running agents), and the board test
 # bed's (real sshd boards, scripts/testbed/).
-pytest_plugins = ["tests.helpers.agent_fixtures", "tests.testbed"]
+pytest_plugins = ["tests.helpers.agent_fixtures", "tests.helpers.real_models", "tests.testbed"]
 
 
 @pytest.fixture(scope="session")
