@@ -35,9 +35,15 @@ from .protocol import (
 RUNTIMES = (
     ("ai_edge_litert", "ai_edge_litert.interpreter", "ai_edge_litert"),
     ("tflite_runtime", "tflite_runtime.interpreter", "tflite_runtime"),
-    ("tensorflow", "tensorflow.lite", "tensorflow"),
+    ("tensorflow", "tensorflow", "tensorflow"),  # its interpreter: see _tensorflow_lite()
 )
+# Where TensorFlow keeps its interpreter. ``tf.lite`` is the public API (``tensorflow._api.v2.lite``); the package
+# ``tensorflow.lite`` that ``import tensorflow.lite`` finds holds only the sources and has no Interpreter (TF 2.21).
+TENSORFLOW_INTERPRETERS = ("tensorflow.lite.python.interpreter",)
 INSTALL_HINT = "install one on the board: pip install ai-edge-litert (or tflite-runtime on Python 3.8)"
+# Custom ops LiteRT's XNNPACK delegate implements itself (MediaPipe's segmentation models use them): they load only
+# when XNNPACK is applied, which ai-edge-litert and tensorflow do by default; tflite-runtime 2.14 does not provide them.
+XNNPACK_CUSTOM_OPS = ("Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxUnpooling2D")
 XNNPACK_LOG = "Created TensorFlow Lite XNNPACK delegate for CPU"
 EDGETPU_LIBRARY = "libedgetpu.so.1"
 
@@ -73,15 +79,34 @@ def _version_of_installed(package):
         return "unknown"
 
 
+def _tensorflow_lite(tensorflow):
+    """The module with TensorFlow's LiteRT ``Interpreter``: ``tf.lite``, else the module that defines it."""
+    lite = getattr(tensorflow, "lite", None)
+    if lite is not None and hasattr(lite, "Interpreter"):
+        return lite
+    for module_name in TENSORFLOW_INTERPRETERS:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception:  # noqa: BLE001 - an older or trimmed TensorFlow: try the next place
+            continue
+        if hasattr(module, "Interpreter"):
+            return module
+    return None
+
+
 def _import(name, module_name, version_pkg):
     try:
         module = importlib.import_module(module_name)
+        if name == "tensorflow":
+            module = _tensorflow_lite(module)
     except ImportError as exc:
         return None, str(exc)
     except Exception as exc:  # noqa: BLE001 - e.g. numpy ABI errors surface as other exception types
         return None, "%s: %s" % (type(exc).__name__, exc)
-    if name == "tensorflow":
-        module = getattr(module, "lite", module)
+    if module is None or not hasattr(module, "Interpreter"):
+        where = "tf.lite or %s" % ", ".join(TENSORFLOW_INTERPRETERS) if name == "tensorflow" else module_name
+        version = _version_of_installed(version_pkg)
+        return None, "%s %s has no LiteRT Interpreter (looked in %s)" % (name, version, where)
     return Runtime(name, _version_of(version_pkg), module), None
 
 
@@ -217,6 +242,14 @@ def classify_load_error(exc, runtime, model_path, stderr=""):
         )
     if "unresolved custom op" in text.lower():
         op = text.split("custom op:")[-1].split(".")[0].strip() if "custom op:" in text else (node or "?")
+        if op in XNNPACK_CUSTOM_OPS:
+            return AgentError(
+                CUSTOM_OP,
+                "the model uses custom op %s, which only the XNNPACK delegate provides, and %s ran without it"
+                % (op, where),
+                "profile with --delegate xnnpack (the default) on ai-edge-litert or tensorflow, whose XNNPACK provides "
+                "it; tflite-runtime 2.14 does not",
+            )
         return AgentError(
             CUSTOM_OP,
             "the model uses custom op %s, which %s does not provide" % (op, where),

@@ -5,8 +5,10 @@ between tensors whose lifetimes do not overlap. This module follows its ArenaPla
 operator that first produces or reads it to the last operator that reads it, graph inputs from the start and graph
 outputs to the end; tensors are placed greedily, those alive for the whole run first, then by size (largest first),
 each into the best-fitting gap among the tensors alive at the same time, with 64-byte alignment (LiteRT's
-kDefaultTensorAlignment). Persistent tensors are counted separately: variables, and the outputs of DEQUANTIZE
-(or DENSIFY) of a constant, which LiteRT computes once and keeps (how float16 and sparse weights are expanded).
+kDefaultTensorAlignment). Persistent tensors are counted separately: variable tensors, the outputs of DEQUANTIZE
+(or DENSIFY) of a constant, which LiteRT computes once and keeps (how float16 and sparse weights are expanded; a
+DEQUANTIZE after a DENSIFY reads a tensor that is not constant, so LiteRT runs it every time, in the arena), and
+resource variables (streaming state, see state.py), which live outside the arena for the interpreter's lifetime.
 
 It is an estimate: operator scratch buffers (im2col, XNNPACK's packed weights and workspace) are invisible in the
 flatbuffer, so a runtime's real arena can be larger. ``peak_live_bytes`` is the lower bound no plan can beat.
@@ -42,8 +44,9 @@ class ArenaPlan:
     bytes: int  # arena size of the greedy plan
     peak_live_bytes: int  # most bytes alive at one step: the lower bound for any plan
     no_reuse_bytes: int  # every activation in its own place
-    persistent_bytes: int  # variables and expanded constant weights, kept across invocations
+    persistent_bytes: int  # variables, expanded constant weights and state, kept across invocations
     allocations: tuple[Allocation, ...]
+    state_bytes: int = 0  # the part of persistent_bytes that is resource variables (state between invocations)
 
     def to_dict(self) -> dict[str, int]:
         data = asdict(self)
@@ -141,12 +144,16 @@ def plan_subgraph(subgraph: Subgraph) -> ArenaPlan:
 
 
 def plan(model: TFLiteModel) -> ArenaPlan:
-    """The arena of every subgraph together (control-flow bodies get arenas of their own)."""
+    """The arena of every subgraph together (control-flow bodies get arenas of their own), plus the state."""
+    from . import state
+
     plans = [plan_subgraph(sg) for sg in model.subgraphs]
+    resources = sum(v.nbytes for v in state.variables(model) if v.kind == "resource variable")
     return ArenaPlan(
         bytes=sum(p.bytes for p in plans),
         peak_live_bytes=sum(p.peak_live_bytes for p in plans),
         no_reuse_bytes=sum(p.no_reuse_bytes for p in plans),
-        persistent_bytes=sum(p.persistent_bytes for p in plans),
+        persistent_bytes=sum(p.persistent_bytes for p in plans) + resources,
         allocations=plans[0].allocations if plans else (),
+        state_bytes=resources,
     )

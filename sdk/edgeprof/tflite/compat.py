@@ -8,6 +8,12 @@ version and has no operators; the interpreter resolves every declared operator c
 that lacks that version refuses the probe with exactly the error a real model gets. :data:`PROVENANCE` says where
 each table came from.
 
+Custom operators are not builtins, with one exception a runtime can vouch for: the XNNPACK delegate implements
+MediaPipe's ``Convolution2DTransposeBias``, ``MaxPoolingWithArgmax2D`` and ``MaxUnpooling2D`` itself, so a runtime that
+applies XNNPACK by default runs models with them (MediaPipe's selfie segmentation) and fails them with XNNPACK off
+("Encountered unresolved custom op"). The probe measures that too: one small model per such op, loaded and run with
+the default delegates and without them; ``xnnpack_custom_ops`` in the table lists the ops each release's XNNPACK gave.
+
 Regenerate or extend with one throwaway venv per release (tflite-runtime needs ``numpy<2``)::
 
     python -m edgeprof.tflite.compat probe --python /tmp/venv/bin/python --family tflite-runtime -o r.json
@@ -24,6 +30,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import EdgeprofError
 from .reader import OpCode, TFLiteModel
@@ -79,6 +86,10 @@ class OpIssue:
     opcode: OpCode
     max_version: int | None
     reason: str
+
+
+# Custom ops that LiteRT's XNNPACK delegate implements (tensorflow/lite/delegates/xnnpack): probed per release.
+XNNPACK_CUSTOM_OPS = ("Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxUnpooling2D")
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -158,17 +169,35 @@ def supported_versions(op: str, runtime: RuntimeSpec | str) -> tuple[int, int] |
     return _TABLE.get(op, {}).get(str(_spec(runtime)))
 
 
+def xnnpack_custom_ops(runtime: RuntimeSpec | str) -> tuple[str, ...]:
+    """The custom ops ``runtime``'s default XNNPACK delegate was measured to provide (empty: none, or not probed)."""
+    return tuple(_MEASURED[str(_spec(runtime))].get("xnnpack_custom_ops", ()))
+
+
+def needs_xnnpack(model: TFLiteModel, runtime: RuntimeSpec | str) -> list[str]:
+    """The custom ops of ``model`` that only ``runtime``'s XNNPACK delegate provides: it loads the model with XNNPACK
+    on (the default) and fails it with ``--delegate none``."""
+    provided = set(xnnpack_custom_ops(runtime))
+    return sorted({code.name for code in model.opcodes if code.custom and code.name in provided})
+
+
 def unsupported_ops(model: TFLiteModel, runtime: RuntimeSpec | str) -> list[OpIssue]:
-    """The operator codes of ``model`` that ``runtime``'s builtin resolver cannot load (empty: it loads)."""
+    """The operator codes of ``model`` that ``runtime`` cannot load with its default delegates (empty: it loads).
+
+    Custom ops the runtime's XNNPACK delegate provides are not issues here; :func:`needs_xnnpack` names them.
+    """
     spec = _spec(runtime)
     key = str(spec)
     label = f"{spec.family} {spec.version}"
+    provided = set(xnnpack_custom_ops(spec))
     issues: list[OpIssue] = []
     seen: set[OpCode] = set()
     for code in model.opcodes:
         if code in seen:
             continue
         seen.add(code)
+        if code.custom and code.name in provided:
+            continue
         if code.custom:
             # Interpreters resolve custom operators only when they run, so no probe can tell; say so.
             issues.append(
@@ -222,15 +251,41 @@ else:
     Interpreter = tf.lite.Interpreter
     package = "tensorflow"
 from importlib.metadata import version
+import numpy as np
 ok, failed = [], {}
 for name in sorted(os.listdir(folder)):
+    if not name.endswith(".tflite"):
+        continue
     try:
         Interpreter(model_path=os.path.join(folder, name))
         ok.append(name)
     except Exception as exc:
         failed[name] = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+module = sys.modules[Interpreter.__module__]
+resolvers = getattr(module, "OpResolverType", None)
+custom = {}
+custom_folder = os.path.join(folder, "xnnpack")
+for name in sorted(os.listdir(custom_folder)) if os.path.isdir(custom_folder) else []:
+    runs = {}
+    for mode in ("default", "without_default_delegates"):
+        kwargs = {"model_path": os.path.join(custom_folder, name)}
+        if mode != "default":
+            if resolvers is None:
+                runs[mode] = "no OpResolverType"
+                continue
+            kwargs["experimental_op_resolver_type"] = resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        try:
+            interpreter = Interpreter(**kwargs)
+            interpreter.allocate_tensors()
+            for detail in interpreter.get_input_details():
+                interpreter.set_tensor(detail["index"], np.ones(detail["shape"], detail["dtype"]))
+            interpreter.invoke()
+            runs[mode] = "ok"
+        except Exception as exc:
+            runs[mode] = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+    custom[name[: -len(".tflite")]] = runs
 json.dump({"family": family, "version": version(package), "python": sys.version.split()[0],
-           "ok": ok, "failed": failed}, sys.stdout)
+           "ok": ok, "failed": failed, "xnnpack_custom": custom}, sys.stdout)
 """
 
 
@@ -264,11 +319,80 @@ def _probe_model(schema: object, builtin: int, version: int, custom: str | None 
     return bytes(builder.Output())
 
 
+def _xnnpack_probe(schema: Any, op: str) -> bytes:
+    """A float32 model with one ``op`` node of the shapes MediaPipe uses, which XNNPACK takes when it provides ``op``.
+
+    Their options are raw C structs, as MediaPipe writes them: TfLitePoolParams (padding VALID, stride 2x2, filter
+    2x2) and TfLiteTransposeConvParams (padding VALID, stride 2x2).
+    """
+    import struct
+
+    import flatbuffers
+    import numpy as np
+
+    s = schema
+    names = [op] if op != "MaxUnpooling2D" else ["MaxPoolingWithArgmax2D", op]  # unpooling needs argmax's indices
+    model = s.ModelT()
+    model.version = 3
+    model.description = "edgeprof XNNPACK custom op probe"
+    model.operatorCodes = []
+    for name in names:
+        code = s.OperatorCodeT()
+        code.builtinCode = code.deprecatedBuiltinCode = s.BuiltinOperator.CUSTOM
+        code.customCode, code.version = name, 1
+        model.operatorCodes.append(code)
+    model.buffers = [s.BufferT()]
+
+    def tensor(name: str, shape: list[int], data: np.ndarray | None = None) -> Any:
+        t = s.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, shape, s.TensorType.FLOAT32, 0
+        if data is not None:
+            buffer = s.BufferT()
+            buffer.data = list(data.astype(np.float32).tobytes())
+            model.buffers.append(buffer)
+            t.buffer = len(model.buffers) - 1
+        return t
+
+    def node(index: int, inputs: list[int], outputs: list[int], options: bytes) -> Any:
+        o = s.OperatorT()
+        o.opcodeIndex, o.inputs, o.outputs, o.customOptions = index, inputs, outputs, list(options)
+        return o
+
+    graph = s.SubGraphT()
+    pool = struct.pack("<10i", 2, 2, 2, 2, 2, 0, 0, 0, 0, 0)
+    if op == "Convolution2DTransposeBias":
+        graph.tensors = [
+            tensor("x", [1, 4, 4, 2]),
+            tensor("w", [3, 2, 2, 2], np.ones(24)),
+            tensor("b", [3], np.zeros(3)),
+            tensor("y", [1, 8, 8, 3]),
+        ]
+        graph.operators = [node(0, [0, 1, 2], [3], struct.pack("<3i", 2, 2, 2))]
+        graph.outputs = [3]
+    else:
+        graph.tensors = [tensor("x", [1, 4, 4, 2]), tensor("pooled", [1, 2, 2, 2]), tensor("argmax", [1, 2, 2, 2])]
+        graph.operators = [node(0, [0], [1, 2], pool)]
+        graph.outputs = [1, 2]
+        if op == "MaxUnpooling2D":
+            graph.tensors.append(tensor("y", [1, 4, 4, 2]))
+            graph.operators.append(node(1, [1, 2], [3], pool))
+            graph.outputs = [3]
+    graph.inputs = [0]
+    model.subgraphs = [graph]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def write_probe_models(folder: Path) -> int:
-    """One tiny model per (operator, version) in ``folder``, named ``OP.vN.tflite``; a ``_control`` with none."""
+    """One tiny model per (operator, version) in ``folder``, named ``OP.vN.tflite``; a ``_control`` with none; and
+    ``xnnpack/OP.tflite``, one per custom op XNNPACK may provide."""
     from ai_edge_litert import schema_py_generated as schema
 
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "xnnpack").mkdir(exist_ok=True)
+    for op in XNNPACK_CUSTOM_OPS:
+        (folder / "xnnpack" / f"{op}.tflite").write_bytes(_xnnpack_probe(schema, op))
     ops = {n: v for n, v in vars(schema.BuiltinOperator).items() if not n.startswith("_") and isinstance(v, int)}
     count = 0
     (folder / "_control.tflite").write_bytes(_probe_model(schema, -1, 1))
@@ -323,8 +447,15 @@ def render(results: list[dict], provenance: str = "probed") -> dict[str, dict]:
         entries[f"{result['family']}-{result['version']}"] = {
             "provenance": f"{package} {result['version']}, {provenance}",
             "ops": ops,
+            "xnnpack_custom_ops": xnnpack_provided(result),
         }
     return entries
+
+
+def xnnpack_provided(result: dict) -> list[str]:
+    """Custom ops a probe ran with the default delegates and could not run without them: XNNPACK's own."""
+    runs = result.get("xnnpack_custom", {})
+    return sorted(op for op, r in runs.items() if r.get("default") == "ok" != r.get("without_default_delegates"))
 
 
 def write_table(entries: dict[str, dict], path: Path) -> None:
@@ -333,8 +464,13 @@ def write_table(entries: dict[str, dict], path: Path) -> None:
     lines = ["{"]
     for i, (release, entry) in enumerate(table.items()):
         ops = [f'      "{op}": [{low}, {high}]' for op, (low, high) in entry["ops"].items()]
-        lines += [f'  "{release}": {{', f'    "provenance": {json.dumps(entry["provenance"])},', '    "ops": {',
-                  ",\n".join(ops), "    }", "  }" + ("," if i < len(table) - 1 else "")]  # fmt: skip
+        xnnpack = (
+            [f'    "xnnpack_custom_ops": {json.dumps(entry["xnnpack_custom_ops"])},']
+            if ("xnnpack_custom_ops" in entry)
+            else []
+        )
+        lines += [f'  "{release}": {{', f'    "provenance": {json.dumps(entry["provenance"])},', *xnnpack,
+                  '    "ops": {', ",\n".join(ops), "    }", "  }" + ("," if i < len(table) - 1 else "")]  # fmt: skip
     path.write_text("\n".join([*lines, "}"]) + "\n")
 
 

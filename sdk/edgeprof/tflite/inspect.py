@@ -18,10 +18,12 @@ import numpy as np
 
 from .. import _table
 from ..modelfile import sha256_bytes
-from . import arena, macs
+from . import arena, macs, state
 from .reader import Operator, Subgraph, Tensor, TFLiteModel, parse
 
 WEIGHT_TYPES = frozenset({"FLOAT32", "FLOAT16", "INT8", "UINT8", "INT16", "INT4", "BFLOAT16"})
+# Operators that expand a constant once at load time; the weights they expand belong to the operator that reads them.
+EXPANDING_OPS = frozenset({"DEQUANTIZE", "DENSIFY"})
 COMPAT_UNAVAILABLE = "unknown (compat table not available)"
 
 Progress = Callable[[int, int], None]
@@ -70,8 +72,10 @@ class Layer:
     macs: int | None
     weight_tensors: int = 0
     weight_params: int = 0
-    weight_bytes: int = 0
+    weight_bytes: int = 0  # as stored in the file: for sparse tensors, the kept values and their index
     weight_gzip_bytes: int = 0
+    weight_dense_bytes: int = 0  # once expanded to dense tensors (equal to weight_bytes unless stored sparse)
+    weight_format: str | None = None  # "CSR" or "CSR, 1x16 blocks" when a weight is stored sparse
     weight_dtype: str | None = None
     sparsity: float | None = None
     unique_values: int | None = None
@@ -100,6 +104,7 @@ class Inspection:
     arena: dict[str, Any]
     runtimes: dict[str, Any]
     metadata: dict[str, int] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)  # resource variables and variable tensors: bytes, variables
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in vars(self).items() if k != "layers"}
@@ -140,7 +145,12 @@ class Inspection:
         not_estimated = f" (not estimated: {', '.join(self.macs_not_estimated)})" if self.macs_not_estimated else ""
         lines.append(f"total: {_count(self.macs_total)} MACs per inference{not_estimated}")
         if self.custom_ops:
-            lines.append(f"custom ops: {', '.join(self.custom_ops)} (the runtime must register them)")
+            provided = {op for e in self.runtimes.get("families", {}).values() for op in e.get("needs_xnnpack", [])}
+            others = [op for op in self.custom_ops if op not in provided]
+            if others:
+                lines.append(f"custom ops: {', '.join(others)} (the runtime must register them)")
+            if provided:
+                lines.append(f"custom ops provided by the XNNPACK delegate: {', '.join(sorted(provided))}")
         lines.append("")
         lines.append(
             _table.table(
@@ -170,6 +180,15 @@ class Inspection:
                 else ""
             )
         )
+        sparse = w.get("sparse_storage") or {}
+        if sparse.get("layers"):
+            lines.append(
+                f"sparse storage ({', '.join(sparse['formats'])}) in {sparse['layers']} layer(s): "
+                f"{_table.size(sparse['stored_bytes'])} stored (values and index) for "
+                f"{_table.size(sparse['dense_bytes'])} dense; the runtime expands them (DENSIFY) or its kernels read "
+                "them as stored. Parameters, sparsity and unique values below are of the dense tensors; bytes marked * "
+                "are as stored"
+            )
         lines.append("")
         lines.append(
             _table.table(
@@ -180,7 +199,9 @@ class Inspection:
                         layer.op,
                         "x".join(str(d) for d in layer.output_shape),
                         f"{layer.weight_params:,}" if layer.weight_params else "",
-                        _table.size(layer.weight_bytes) if layer.weight_bytes else "",
+                        (_table.size(layer.weight_bytes) + (" *" if layer.weight_format else ""))
+                        if layer.weight_bytes
+                        else "",
                         _table.size(layer.weight_gzip_bytes) if layer.weight_bytes else "",
                         _table.pct(layer.sparsity) if layer.sparsity is not None else "",
                         _unique(layer),
@@ -191,14 +212,37 @@ class Inspection:
                 align="rllrrrrrr",
             )
         )
+        if self.state.get("variables"):
+            variables = self.state["variables"]
+            lines.append("")
+            lines.append(
+                f"state kept between invocations: {len(variables)} variable(s), {_table.size(self.state['bytes'])} "
+                "(persistent memory; their initial values are not counted as weights)"
+            )
+            lines.append(
+                _table.table(
+                    ["variable", "kind", "type", "bytes", "initial value"],
+                    [
+                        [
+                            v["name"],
+                            v["kind"],
+                            f"{v['dtype']}[{', '.join(str(d) for d in v['shape'])}]",
+                            _table.size(v["nbytes"]),
+                            v["initial"],
+                        ]
+                        for v in variables
+                    ],
+                    align="lllrl",
+                )
+            )
         a = self.arena
         lines.append("")
         lines.append(
             f"tensor arena (estimate): {_table.size(a['bytes'])}; at least {_table.size(a['peak_live_bytes'])} "
             f"alive at once, {_table.size(a['no_reuse_bytes'])} without reuse"
             + (
-                f", plus {_table.size(a['persistent_bytes'])} kept for the interpreter's lifetime (variables, "
-                "dequantised weights)"
+                f", plus {_table.size(a['persistent_bytes'])} kept for the interpreter's lifetime (state, "
+                "dequantised and densified weights)"
                 if a["persistent_bytes"]
                 else ""
             )
@@ -213,12 +257,20 @@ class Inspection:
             for family, entry in self.runtimes["families"].items():
                 known = entry["known"]
                 checked = f"{known[0]} only" if len(known) == 1 else f"{len(known)} releases, {known[0]} to {known[-1]}"
-                if entry["oldest"]:
+                if entry["oldest"] and entry.get("needs_xnnpack"):
+                    rows.append([family, f"{entry['oldest']} or newer, with XNNPACK", checked])
+                elif entry["oldest"]:
                     rows.append([family, f"{entry['oldest']} or newer", checked])
                 else:
                     blocked = "; ".join(entry["blocked_by"][:3]) or "no table"
                     rows.append([family, f"none known ({blocked})", checked])
             lines.append(_table.table(["runtime", "loads it", "releases checked"], rows, align="lll"))
+            xnnpack = sorted({op for e in self.runtimes["families"].values() for op in e.get("needs_xnnpack", [])})
+            if xnnpack:
+                lines.append(
+                    f"loadable with XNNPACK (custom op {', '.join(xnnpack)} provided by the delegate): the default "
+                    "delegate of these releases; it fails with --delegate none"
+                )
         return "\n".join(lines)
 
 
@@ -251,42 +303,69 @@ def _zeros(tensor: Tensor, data: np.ndarray) -> np.ndarray:
     shape = [1] * data.ndim
     axis = tensor.quantization.axis
     shape[axis] = len(zps)
-    return data == np.asarray(zps, dtype=data.dtype).reshape(shape)
+    return data == np.asarray(zps, dtype=np.int64).reshape(shape)  # int64: a zero point may not fit the data type
 
 
 def _max_unique_per_channel(tensor: Tensor, data: np.ndarray) -> int | None:
     if not tensor.quantization.per_channel or data.ndim < 2:
         return None
     moved = np.moveaxis(data, tensor.quantization.axis, 0).reshape(data.shape[tensor.quantization.axis], -1)
-    return max(int(np.unique(row).size) for row in moved)
+    if moved.size == 0:
+        return 0
+    ordered = np.sort(moved, axis=1)  # distinct values per row: 1 + the number of steps in the sorted row
+    return int((1 + (np.diff(ordered, axis=1) != 0).sum(axis=1)).max())
 
 
-def _weight_inputs(op: Operator, subgraph: Subgraph, producers: dict[int, Operator]) -> list[Tensor]:
-    """The constant weight tensors an operator reads, also through a DEQUANTIZE of a constant (float16 models)."""
+def _weight_source(index: int, subgraph: Subgraph, producers: dict[int, Operator]) -> Tensor | None:
+    """The constant behind a tensor: itself, or the constant a DEQUANTIZE / DENSIFY chain expands at load time
+    (float16 weights: DEQUANTIZE; sparse weights: DENSIFY, then DEQUANTIZE when they are also float16)."""
+    for _ in range(4):
+        tensor = subgraph.tensors[index]
+        if tensor.is_constant:
+            return tensor
+        producer = producers.get(index)
+        if producer is None or producer.opcode.name not in EXPANDING_OPS or not producer.inputs:
+            return None
+        index = producer.inputs[0]
+        if index < 0:
+            return None
+    return None
+
+
+def _weight_inputs(
+    op: Operator, subgraph: Subgraph, producers: dict[int, Operator], skip: set[int] = frozenset()
+) -> list[Tensor]:
+    """The constant weight tensors an operator reads, also through the ops that expand them once at load time."""
     found = []
     for index in op.inputs:
         if index < 0:
             continue
-        tensor = subgraph.tensors[index]
-        if not tensor.is_constant:
-            producer = producers.get(index)
-            if producer is not None and producer.opcode.name == "DEQUANTIZE" and producer.inputs:
-                source = subgraph.tensors[producer.inputs[0]]
-                if source.is_constant:
-                    tensor = source
-            if not tensor.is_constant:
-                continue
+        tensor = _weight_source(index, subgraph, producers)
+        if tensor is None or tensor.index in skip:
+            continue
         if tensor.dtype in WEIGHT_TYPES and len(tensor.shape) >= 2:
             found.append(tensor)
     return found
+
+
+def _stored(tensor: Tensor) -> bytes:
+    """The bytes the file holds for a weight: the kept values and the index of a sparse tensor."""
+    if tensor.sparse is None:
+        return np.asarray(tensor.data).tobytes()
+    parts = [tensor.sparse.values.tobytes()]
+    for dim in tensor.sparse.dims:
+        parts += [a.tobytes() for a in (dim.segments, dim.indices) if a is not None]
+    return b"".join(parts)
 
 
 def _layers(model: TFLiteModel, progress: Progress | None) -> list[Layer]:
     layers = []
     total = sum(len(sg.operators) for sg in model.subgraphs)
     done = 0
+    initialisers = state.initialisers(model)
     for sg_index, subgraph in enumerate(model.subgraphs):
         producers = {out: op for op in subgraph.operators for out in op.outputs}
+        skip = {index for sg, index in initialisers if sg == sg_index}
         op_macs = macs.subgraph_macs(subgraph)
         for op, op_mac in zip(subgraph.operators, op_macs, strict=True):
             out = subgraph.tensors[op.outputs[0]] if op.outputs and op.outputs[0] >= 0 else None
@@ -299,16 +378,17 @@ def _layers(model: TFLiteModel, progress: Progress | None) -> list[Layer]:
                 list(out.shape) if out else [],
                 op_mac,
             )
-            if op.opcode.name != "DEQUANTIZE":
-                weights = _weight_inputs(op, subgraph, producers)
+            if op.opcode.name not in EXPANDING_OPS:
+                weights = _weight_inputs(op, subgraph, producers, skip)
                 if weights:
                     datas = [np.asarray(t.data) for t in weights]
                     layer.weight_tensors = len(weights)
                     layer.weight_params = int(sum(d.size for d in datas))
                     layer.weight_bytes = int(sum(t.nbytes for t in weights))
-                    layer.weight_gzip_bytes = len(
-                        gzip.compress(b"".join(d.tobytes() for d in datas), compresslevel=9, mtime=0)
-                    )
+                    layer.weight_dense_bytes = int(sum(t.dense_nbytes for t in weights))
+                    layer.weight_gzip_bytes = len(gzip.compress(b"".join(map(_stored, weights)), 9, mtime=0))
+                    formats = sorted({t.sparse.describe() for t in weights if t.sparse is not None})
+                    layer.weight_format = "; ".join(formats) or None
                     layer.weight_dtype = weights[0].dtype
                     zeros = sum(int(_zeros(t, d).sum()) for t, d in zip(weights, datas, strict=True))
                     layer.sparsity = zeros / layer.weight_params if layer.weight_params else None
@@ -383,12 +463,18 @@ def _runtimes(model: TFLiteModel) -> dict[str, Any]:
     except ImportError:
         return {"status": COMPAT_UNAVAILABLE}
     oldest = compat.oldest_loaders(model)
+
+    def parse_release(family: str, version: str) -> Any:
+        return compat.RuntimeSpec(family, version)
+
     families = {}
     for family, version in oldest.items():
         known = [r for r in compat.KNOWN_RUNTIMES if r.family == family]
         entry: dict[str, Any] = {"oldest": version, "known": [r.version for r in known], "blocked_by": []}
         if version is None and known:
             entry["blocked_by"] = [issue.reason for issue in compat.unsupported_ops(model, known[-1])]
+        # Custom ops only the XNNPACK delegate provides: loadable with XNNPACK on (the default), not with it off.
+        entry["needs_xnnpack"] = compat.needs_xnnpack(model, parse_release(family, version)) if version else []
         families[family] = entry
     return {"families": families}
 
@@ -420,6 +506,8 @@ def inspect_model(
     weight_zeros = sum((layer.sparsity or 0.0) * layer.weight_params for layer in weight_layers)
     plan = arena.plan(parsed)
     not_estimated = sorted({layer.op for layer in layers if layer.macs is None})
+    sparse_layers = [layer for layer in weight_layers if layer.weight_format]
+    variables = state.variables(parsed)
     return Inspection(
         path=path,
         sha256=sha256_bytes(data),
@@ -439,6 +527,14 @@ def inspect_model(
             "max_unique_values": max((layer.unique_values or 0 for layer in weight_layers), default=0),
             "max_unique_per_channel": max((layer.max_unique_per_channel or 0 for layer in weight_layers), default=0)
             or None,
+            "bytes": sum(layer.weight_bytes for layer in weight_layers),
+            "dense_bytes": sum(layer.weight_dense_bytes for layer in weight_layers),
+            "sparse_storage": {
+                "layers": len(sparse_layers),
+                "formats": sorted({layer.weight_format for layer in sparse_layers if layer.weight_format}),
+                "stored_bytes": sum(layer.weight_bytes for layer in sparse_layers),
+                "dense_bytes": sum(layer.weight_dense_bytes for layer in sparse_layers),
+            },
         },
         layers=layers,
         macs_total=sum(layer.macs or 0 for layer in layers),
@@ -450,4 +546,9 @@ def inspect_model(
         },
         runtimes=_runtimes(parsed),
         metadata=dict(parsed.metadata),
+        state={
+            "bytes": sum(v.nbytes for v in variables),
+            "initialiser_bytes": sum(parsed.subgraphs[sg].tensors[i].nbytes for sg, i in state.initialisers(parsed)),
+            "variables": [v.to_dict() for v in variables],
+        },
     )

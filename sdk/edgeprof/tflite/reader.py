@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from .sparse import SparseFormat, densify, read_format
 
 TFLITE_IDENTIFIER = b"TFL3"
 
@@ -76,7 +77,8 @@ class Tensor:
     buffer: int
     quantization: Quantization
     is_variable: bool
-    data: np.ndarray | None = None  # constant contents (weights), None for activations
+    data: np.ndarray | None = None  # constant contents (weights) at their logical shape, None for activations
+    sparse: SparseFormat | None = None  # how a sparse constant is stored (its values and index), None if dense
 
     @property
     def is_constant(self) -> bool:
@@ -95,9 +97,17 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
+        """Bytes the tensor takes: in the file for a constant (values and index if sparse), else at run time."""
+        if self.sparse is not None:
+            return self.sparse.stored_bytes
         if self.data is not None:
             return int(self.data.nbytes)
         return self.num_elements * (self.itemsize or 0)
+
+    @property
+    def dense_nbytes(self) -> int:
+        """Bytes of the logical dense tensor: what a sparse constant becomes once the runtime expands it."""
+        return int(self.data.nbytes) if self.data is not None else self.nbytes
 
 
 @dataclass(frozen=True, eq=False)
@@ -172,23 +182,61 @@ class TFLiteModel:
         return parse(data, name=str(path))
 
 
-def _tensor_data(buffer: Any, raw: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray | None:
+# A tensor with more elements than this is no real model's (2**40 float32 values would be 4 TiB): a damaged shape.
+MAX_ELEMENTS = 2**40
+
+
+def _shape(values: Any, what: str) -> tuple[int, ...]:
+    shape = tuple(int(d) for d in (values if values is not None else ()))
+    if any(d < -1 for d in shape):
+        raise ValueError(f"{what} has a negative dimension {shape}")
+    if int(np.prod([max(d, 1) for d in shape], dtype=np.float64)) > MAX_ELEMENTS:
+        raise ValueError(f"{what} has an impossible shape {shape}")
+    return shape
+
+
+def _quantization(q: Any, shape: tuple[int, ...], what: str) -> Quantization:
+    if q is None or q.scale is None or not len(q.scale):
+        return Quantization()
+    quant = Quantization(
+        tuple(float(s) for s in q.scale),
+        tuple(int(z) for z in (q.zeroPoint if q.zeroPoint is not None else ())),
+        int(q.quantizedDimension or 0),
+    )
+    if len(quant.zero_points) not in (0, 1, len(quant.scales)):
+        raise ValueError(f"{what} has {len(quant.scales)} scales but {len(quant.zero_points)} zero points")
+    if any(abs(z) > 2**31 for z in quant.zero_points):
+        raise ValueError(f"{what} has an impossible zero point")
+    if quant.per_channel and (not 0 <= quant.axis < len(shape) or shape[quant.axis] != len(quant.scales)):
+        raise ValueError(f"{what} has {len(quant.scales)} per-channel scales that do not fit its shape {shape}")
+    return quant
+
+
+def _tensor_data(
+    buffer: Any, raw: bytes, dtype: str, shape: tuple[int, ...], sparsity: Any
+) -> tuple[np.ndarray | None, SparseFormat | None]:
+    """The constant's values at its logical shape, and its sparse storage if it has one."""
     if buffer is None:
-        return None
+        return None, None
     offset, size = int(getattr(buffer, "offset", 0) or 0), int(getattr(buffer, "size", 0) or 0)
     if offset > 1:  # stored after the flatbuffer (models over 2 GB)
+        if offset + size > len(raw):
+            raise ValueError(f"a buffer ends at byte {offset + size}, past the end of the file ({len(raw)} bytes)")
         blob = np.frombuffer(raw, dtype=np.uint8, count=size, offset=offset)
     elif buffer.data is not None and len(buffer.data):
         blob = np.asarray(buffer.data, dtype=np.uint8)
     else:
-        return None
+        return None, None
     numpy_type = _NUMPY_TYPES.get(dtype)
     if numpy_type is None:
-        return blob  # INT4, STRING, ...: raw bytes
+        return blob, None  # INT4, STRING, ...: raw bytes
     values = blob.view(numpy_type)
+    if sparsity is not None and (sparsity.traversalOrder is not None or sparsity.dimMetadata):
+        fmt = read_format(sparsity, values)
+        return densify(fmt, tuple(max(d, 0) for d in shape)), fmt
     if shape and int(np.prod(shape)) == values.size:
         values = values.reshape(shape)
-    return values
+    return values, None
 
 
 def _text(value: Any) -> str:
@@ -212,7 +260,6 @@ def parse(data: bytes, *, name: str = "model") -> TFLiteModel:
     schema = _schema()
     op_names = _enum_names(schema.BuiltinOperator)
     type_names = _enum_names(schema.TensorType)
-    option_types = _enum_names(schema.BuiltinOptions)
     try:
         model = schema.ModelT.InitFromPackedBuf(data, 0)
         opcodes = []
@@ -225,58 +272,55 @@ def parse(data: bytes, *, name: str = "model") -> TFLiteModel:
                 opcodes.append(OpCode(op_names.get(builtin, f"BUILTIN_{builtin}"), int(code.version or 1)))
         buffers = model.buffers or []
         subgraphs = []
-        for sg in model.subgraphs or []:
+        for sg_index, sg in enumerate(model.subgraphs or []):
             tensors = []
             for index, t in enumerate(sg.tensors or []):
                 dtype = type_names.get(int(t.type), f"TYPE_{t.type}")
-                shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
-                signature = tuple(int(d) for d in (t.shapeSignature if t.shapeSignature is not None else shape))
-                q = t.quantization
-                quant = Quantization()
-                if q is not None and q.scale is not None and len(q.scale):
-                    quant = Quantization(
-                        tuple(float(s) for s in q.scale),
-                        tuple(int(z) for z in (q.zeroPoint if q.zeroPoint is not None else ())),
-                        int(q.quantizedDimension or 0),
-                    )
-                buffer = buffers[t.buffer] if 0 < t.buffer < len(buffers) else None
-                tensor_name = t.name.decode("utf-8", "replace") if isinstance(t.name, bytes) else str(t.name)
-                tensors.append(
-                    Tensor(
-                        index,
-                        tensor_name,
-                        dtype,
-                        shape,
-                        signature,
-                        int(t.buffer),
-                        quant,
-                        bool(t.isVariable),
-                        _tensor_data(buffer, data, dtype, shape),
-                    )
+                shape = _shape(t.shape, f"tensor {index} of subgraph {sg_index}")
+                signature = (
+                    _shape(t.shapeSignature, f"tensor {index} of subgraph {sg_index}")
+                    if (t.shapeSignature is not None)
+                    else shape
                 )
+                quant = _quantization(t.quantization, shape, f"tensor {index} of subgraph {sg_index}")
+                buffer = buffers[t.buffer] if 0 < t.buffer < len(buffers) else None
+                values, sparse = _tensor_data(buffer, data, dtype, shape, t.sparsity)
+                tensors.append(
+                    Tensor(index, _text(t.name), dtype, shape, signature, int(t.buffer), quant, bool(t.isVariable),
+                           values, sparse)
+                )  # fmt: skip
+            count = len(tensors)
+
+            def checked(indices: Any, what: str, *, optional: bool = False, count: int = count) -> tuple[int, ...]:
+                found = tuple(int(i) for i in (indices if indices is not None else ()))
+                if any(not (-1 if optional else 0) <= i < count for i in found):
+                    raise ValueError(f"{what} refers to a missing tensor")
+                return found
+
             operators = []
             for index, op in enumerate(sg.operators or []):
-                if op.opcodeIndex >= len(opcodes):
+                if not 0 <= op.opcodeIndex < len(opcodes):
                     raise ValueError(f"operator {index} refers to a missing operator code")
-                ins = tuple(int(i) for i in (op.inputs if op.inputs is not None else ()))
-                outs = tuple(int(i) for i in (op.outputs if op.outputs is not None else ()))
-                if any(i >= len(tensors) for i in ins + outs):
-                    raise ValueError(f"operator {index} refers to a missing tensor")
-                _ = option_types  # options keep their generated class, e.g. Conv2DOptionsT
+                ins = checked(op.inputs, f"operator {index}", optional=True)
+                outs = checked(op.outputs, f"operator {index}", optional=True)
                 operators.append(Operator(index, opcodes[op.opcodeIndex], ins, outs, op.builtinOptions))
-            sg_name = sg.name.decode() if isinstance(sg.name, bytes) else (sg.name or "")
             subgraphs.append(
                 Subgraph(
-                    sg_name,
+                    _text(sg.name),
                     tuple(tensors),
                     tuple(operators),
-                    tuple(int(i) for i in (sg.inputs if sg.inputs is not None else ())),
-                    tuple(int(i) for i in (sg.outputs if sg.outputs is not None else ())),
+                    checked(sg.inputs, f"subgraph {sg_index}'s inputs"),
+                    checked(sg.outputs, f"subgraph {sg_index}'s outputs"),
                 )
             )
         if not subgraphs:
             raise ValueError("no subgraphs")
         signature_defs = tuple(_signature(s) for s in (model.signatureDefs or []))
+        for sig in signature_defs:
+            if not 0 <= sig.subgraph < len(subgraphs) or any(
+                not 0 <= i < len(subgraphs[sig.subgraph].tensors) for _name, i in (*sig.inputs, *sig.outputs)
+            ):
+                raise ValueError(f"signature {sig.key!r} refers to a missing subgraph or tensor")
         signatures = tuple(s.key for s in signature_defs)
         metadata = {}
         for entry in model.metadata or []:
