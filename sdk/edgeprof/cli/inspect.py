@@ -15,9 +15,11 @@ def command(model: str, as_json: bool) -> None:
     """Describe a TFLite model without running it.
 
     Operators with their versions and counts, custom ops, input and output signatures, parameters and bytes per
-    tensor type, weight sparsity and unique values per layer, estimated MACs per operator and in total, an estimate
-    of the tensor arena, and the oldest LiteRT / tflite-runtime / TensorFlow release that has every operator
-    version the model uses.
+    tensor type, weight sparsity and unique values per layer (sparse-stored weights decoded to their dense shape),
+    the state a streaming model keeps between invocations, estimated MACs per operator and in total, an estimate
+    of the tensor arena and persistent memory, and the oldest LiteRT / tflite-runtime / TensorFlow release that
+    loads the model (with XNNPACK, when a custom op is one its XNNPACK delegate provides). A damaged file is one
+    error line.
 
     \b
     Examples:
