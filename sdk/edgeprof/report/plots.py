@@ -420,7 +420,10 @@ def size_per_layer(data: ReportData) -> list[Plot]:
         ax.set_xlabel("weights (KiB); light: in the .tflite file, solid: after gzip")
         values = [v for sha in shas for v in rows.raw_kib[sha] + rows.gzip_kib[sha] if v > 0]
         if values and max(values) > 50 * min(values):
+            from matplotlib.ticker import FuncFormatter
+
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
         ax.grid(axis="x", alpha=0.3)
         ax.legend(fontsize=7.5, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
         more = f"; the {rows.hidden} smallest layers are summed in the last row" if rows.hidden else ""
