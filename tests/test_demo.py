@@ -1,22 +1,34 @@
-"""The demo a newcomer runs first: its promises hold and its summary matches what was measured and stored."""
+"""The demo a newcomer runs first: its promises hold, its summary matches what was measured and stored, and the
+obvious next step (compressing its model on its saved data split) is compared with its baseline on the same test set.
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
+from edgeprof.data import load_data
 from edgeprof.modelfile import open_tflite
 from edgeprof.store import open_store
+from edgeprof.store.lineage import describe_baseline
 from tests.conftest import run_cli
 
 
-@pytest.mark.slow
-def test_demo_end_to_end(tmp_path: Path, isolated: Path) -> None:
-    out = tmp_path / "demo"
-    done = run_cli("demo", "--out", str(out), "--runs", "200")
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("demo")
+    store = folder / "results.db"
+    done = run_cli("demo", "--out", str(folder / "demo"), "--runs", "200", "--store", str(store))
     assert done.returncode == 0, done.stderr
+    return {"out": folder / "demo", "store": store, "done": done}
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(demo: dict[str, Any]) -> None:
+    out, done = demo["out"], demo["done"]
     summary = json.loads((out / "summary.json").read_text())
     base, small = summary["baseline"], summary["compressed"]
     # The promise: at least 8x smaller gzipped, at most 1 percentage point less accurate.
@@ -31,7 +43,7 @@ def test_demo_end_to_end(tmp_path: Path, isolated: Path) -> None:
             entry["sha256"],
         )
     # ... and of the runs in the store.
-    with open_store(isolated / "results.db") as db:
+    with open_store(demo["store"]) as db:
         for entry in (base, small):
             stored = db.profile(entry["profile_id"])
             assert stored["model_sha256"] == entry["sha256"]
@@ -43,3 +55,58 @@ def test_demo_end_to_end(tmp_path: Path, isolated: Path) -> None:
     # The table the user sees carries the same figures.
     assert f"{small['gzip_ratio']:.1f}x" in done.stdout
     assert "p90 ms" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_demo_saves_its_split_and_the_next_step_pairs_with_its_baseline(demo: dict[str, Any]) -> None:
+    out, store = demo["out"], demo["store"]
+    # The split it trained and evaluated on is saved, and both manifests record its test set.
+    saved = load_data(out / "digits.npz")
+    with np.load(out / "digits.npz") as npz:
+        assert sorted(npz.files) == ["x_test", "x_train", "y_test", "y_train"]
+    manifests = {m: json.loads((out / m / "manifest.json").read_text()) for m in ("baseline", "compressed")}
+    for manifest in manifests.values():
+        assert manifest["data"]["test_sha256"] == saved.test_fingerprint()
+        assert manifest["data"]["test"] == len(saved.y_test)
+    assert f"--data {out / 'digits.npz'}" in demo["done"].stdout  # the demo names the next step
+    base_accuracy = manifests["baseline"]["tflite"]["metrics"]["accuracy"]
+
+    # The next step on the saved split: its source accuracy is the demo's, and the report pairs it with the demo's
+    # float32 baseline. On builtin:digits (another split, which holds digits the demo trained on) it does not.
+    for name, data, recipe in (
+        ("same", str(out / "digits.npz"), ["--quantize", "dynamic"]),
+        ("other", "builtin:digits", ["--quantize", "float16"]),
+    ):
+        done = run_cli("compress", str(out / "digits_cnn.keras"), "-o", str(out / name), "--data", data, *recipe,
+                       "--store", str(store), "--json")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    same = json.loads((out / "same" / "manifest.json").read_text())
+    other = json.loads((out / "other" / "manifest.json").read_text())
+    assert same["data"]["test_sha256"] == manifests["baseline"]["data"]["test_sha256"]
+    assert other["data"]["test_sha256"] != same["data"]["test_sha256"]
+    assert same["source"]["metrics"]["accuracy"] == pytest.approx(
+        manifests["compressed"]["source"]["metrics"]["accuracy"]
+    )
+
+    report = run_cli("report", "--store", str(store), "--out", str(out / "report.html"), "--json")
+    assert report.returncode == 0, report.stderr
+    merits = {m["model_sha256"]: m for m in json.loads(report.stdout)["figures_of_merit"]}
+    paired = merits[same["tflite"]["sha256"]]
+    assert paired["baseline_accuracy_from"] == "float32 TFLite" and "test set" not in paired["note"]
+    assert paired["accuracy_diff_pp"] == pytest.approx(100 * (same["tflite"]["metrics"]["accuracy"] - base_accuracy))
+    unpaired = merits[other["tflite"]["sha256"]]
+    assert unpaired["baseline_accuracy_from"] == "Keras source"
+    assert unpaired["accuracy_diff_pp"] == pytest.approx(100 * other["metrics_delta"]["accuracy"])
+    assert "evaluated on another test set" in unpaired["note"] and "builtin:digits" in unpaired["note"]
+    assert "another test set" in (out / "report.html").read_text()
+
+    # `results show --compression` says the same.
+    with open_store(store) as db:
+        rows = {row["model_sha256"]: row for row in db.compressions()}
+        assert "against the float32 baseline, compression run #" in describe_baseline(
+            rows[same["tflite"]["sha256"]], list(rows.values())
+        )
+    other_id = str(rows[other["tflite"]["sha256"]]["id"])
+    shown = run_cli("results", "show", other_id, "--compression", "--store", str(store))
+    assert shown.returncode == 0, shown.stderr
+    assert "against the Keras source" in shown.stdout and "another test set" in shown.stdout

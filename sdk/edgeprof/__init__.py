@@ -4,11 +4,17 @@
     result = edgeprof.profile("model.tflite", target="local")
     print(result.summary())
 
-The heavy parts (TensorFlow, TF-MOT) are imported only when a compression runs.
+    recipe = edgeprof.Recipe(steps=[edgeprof.PruneStep(sparsity=0.5), edgeprof.QuantizeStep(mode="int8")])
+    compressed = edgeprof.compress("model.keras", recipe, data="data.npz", out="compressed")
+
+``edgeprof.compress`` is the compression sub-package and is callable: ``edgeprof.compress(...)`` runs
+``edgeprof.compress.compress(...)``, whichever way the sub-package was imported. The heavy parts (TensorFlow,
+TF-MOT) are imported only when a compression runs, so ``import edgeprof`` works without them installed.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -18,35 +24,61 @@ from .profile import ProfileOptions, ProfileResult, profile
 from .targets import Target, resolve_target
 
 if TYPE_CHECKING:
-    from .compress import CompressionResult, Recipe
-    from .store import Store
+    # For type checkers, edgeprof.compress is the function it behaves as; `from edgeprof.compress import X` still
+    # resolves the sub-package.
+    from .compress.pipeline import compress
+    from .store import Store, open_store
+else:
+    from . import compress
+from .compress import (
+    ClusterStep,
+    CompressionResult,
+    DistillStep,
+    L1Step,
+    LowRankStep,
+    PruneStep,
+    QuantizeStep,
+    Recipe,
+    Step,
+    Training,
+    register_step,
+)
 
 __all__ = [
+    "ClusterStep",
     "CompressionResult",
+    "DistillStep",
     "EdgeprofError",
     "FleetResult",
+    "L1Step",
+    "LowRankStep",
     "ProfileOptions",
     "ProfileResult",
+    "PruneStep",
+    "QuantizeStep",
     "Recipe",
+    "Step",
     "Store",
     "Target",
+    "Training",
     "__version__",
     "compress",
     "open_store",
     "profile",
     "profile_fleet",
+    "register_step",
     "resolve_target",
 ]
 
+_LAZY = {"Store": "edgeprof.store", "open_store": "edgeprof.store"}  # SQLAlchemy loads on first use
+
 
 def __getattr__(name: str) -> Any:
-    # Compression pulls in TensorFlow; load it on first use, not on `import edgeprof`.
-    if name in ("compress", "Recipe", "CompressionResult"):
-        from . import compress as _compress
-
-        return getattr(_compress, name)
-    if name in ("Store", "open_store"):
-        from . import store as _store
-
-        return getattr(_store, name)
+    if name in _LAZY:
+        # importlib, not `from . import store`: a from-import asks this very function for the name again.
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'edgeprof' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

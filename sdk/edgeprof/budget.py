@@ -28,7 +28,7 @@ from typing import Any
 from . import _table, _toml
 from .errors import EdgeprofError
 from .store import Store
-from .store.lineage import baselines, figures_of_merit, latest_by_model
+from .store.lineage import baseline_for, figures_of_merit, latest_by_model
 from .store.sql import energy_mj
 
 
@@ -249,7 +249,7 @@ def _accuracy_drop(store: Store, sha256: str) -> tuple[float | None, str]:
     mine = latest_by_model(compressions).get(sha256)
     if mine is None:
         return None, "no compression manifest for this model in the store"
-    baseline = None if mine.get("is_baseline") else baselines(compressions).get(mine["source_sha256"])
+    baseline = baseline_for(mine, compressions)  # on the same test set when one is stored
     merit = figures_of_merit(mine, baseline, [], None)
     if merit.accuracy_diff_pp is None:
         return None, "the manifest has no accuracy"

@@ -44,6 +44,15 @@ class Dataset:
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
 
+    def test_fingerprint(self) -> str:
+        """SHA-256 of the test split alone (shape, dtype and bytes of x_test and y_test): two accuracies are
+        comparable only when this matches, whatever the training split or the file it came from."""
+        digest = hashlib.sha256()
+        for array in (self.x_test, self.y_test):
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
     def describe(self) -> dict:
         return {
             "name": self.name,
@@ -53,6 +62,7 @@ class Dataset:
             "input_shape": list(self.input_shape),
             "classes": self.num_classes,
             "sha256": self.fingerprint(),
+            "test_sha256": self.test_fingerprint(),
         }
 
     def representative(self, count: int = 100, seed: int = 0) -> np.ndarray:

@@ -3,6 +3,8 @@
 It trains a small CNN on scikit-learn's handwritten digits (real data that ships inside the package, so nothing is
 downloaded), compresses it with 80 % pruning, 16 clusters that keep the zeros and full int8 quantisation, profiles
 the float baseline and the compressed model with the device agent, and writes every figure to ``summary.json``.
+The data split is saved as ``digits.npz`` beside the models, so later compressions of ``digits_cnn.keras`` can be
+evaluated on the same test set and compared with the demo's baseline.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import _table, _tf
 from .compress import ClusterStep, PruneStep, QuantizeStep, Recipe, Training, compress
-from .data import Dataset, digits
+from .data import Dataset, digits, load_data
 from .profile import ProfileOptions, profile
 
 SEED = 7
@@ -51,6 +55,12 @@ def train(data: Dataset, *, epochs: int = 40, seed: int = SEED) -> Any:
     )
     model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=32, verbose=0)
     return model
+
+
+def save_split(data: Dataset, path: Path) -> Path:
+    """The train/test split as an ``.npz`` that ``--data`` reads back to the same arrays (and test-set hash)."""
+    np.savez_compressed(path, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test)
+    return path
 
 
 def demo_recipe(seed: int = SEED) -> Recipe:
@@ -101,6 +111,10 @@ def run(
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     data = digits(seed=SEED)
+    # The split is saved, so that the next step (`edgeprof compress ... --data OUT/digits.npz`) is evaluated on the
+    # same held-out digits and pairs with this baseline; another split may even contain the training samples.
+    data_path = save_split(data, out_dir / "digits.npz")
+    data = load_data(data_path)
     say(f"training a CNN on {len(data.x_train)} handwritten digits (scikit-learn), {len(data.x_test)} held out")
     with _tf.quiet_native():
         model = train(data)
@@ -115,7 +129,11 @@ def run(
     )
 
     options = ProfileOptions(runs=runs, warmup_runs=50, warmup_seconds=0.5, min_seconds=1.0, threads=1)
-    summary: dict[str, Any] = {"data": data.describe(), "recipe": compressed.manifest["recipe"], "target": "local"}
+    summary: dict[str, Any] = {
+        "data": compressed.manifest["data"],
+        "recipe": compressed.manifest["recipe"],
+        "target": "local",
+    }
     for key, result in (("baseline", baseline), ("compressed", compressed)):
         say(f"profiling the {key} model on local")
         measured = profile(result.tflite_path, "local", options=options, store=store)

@@ -12,6 +12,7 @@ import click
 
 from .. import _table
 from ..store import using_store
+from ..store.lineage import describe_baseline
 from ..store.sql import energy_mj
 from . import _progress
 from ._common import emit_json, json_option, store_option
@@ -193,6 +194,7 @@ def show(run_id: int, is_compression: bool, as_json: bool, store: str) -> None:
     """
     with using_store(store) as db:
         row = db.compression(run_id) if is_compression else db.profile(run_id)
+        lineage = describe_baseline(row, db.compressions()) if is_compression else ""
         manifest = None
         if not is_compression:
             linked = db.compressions(model=row["model_sha256"], limit=1)
@@ -210,6 +212,7 @@ def show(run_id: int, is_compression: bool, as_json: bool, store: str) -> None:
             f"accuracy {_table.pct(row['accuracy_tflite'])} (source {_table.pct(row['accuracy_source'])}), "
             f"{_table.size(sizes.get('tflite_bytes'))} ({_table.size(sizes.get('tflite_gzip_bytes'))} gzipped), "
             f"{sizes.get('gzip_ratio', 0):.1f}x smaller gzipped than the float32 export\n"
+            f"{lineage}\n"
             "the whole manifest: add --json"
         )
         return

@@ -5,6 +5,11 @@ Path("report.html").write_text(report.html())
 
 The page has no external resource (no script, font or stylesheet to fetch), so it can be mailed, archived as a CI
 artefact, or opened on a machine without network.
+
+Colours and verdict words come from two places only: the verdict of ``edgeprof results compare`` (a latency change is
+green or red only when it is beyond run-to-run noise) and the user's budget (``build_report(store, budget=...)``:
+a figure within its limit is green, over it red). Without a budget, accuracy and size are shown without colour:
+whether a 0.5 pp loss is acceptable is the user's call, not a threshold of ours.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 from .. import _table
 from .._version import __version__
+from ..budget import METRICS, Budget, BudgetReport, Check, check_store
 from ..store import Store
 from ..store.sql import energy_mj
 from .collect import ReportData, collect
@@ -57,13 +63,35 @@ CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em auto; max-width: 1280px;
        color: #222; padding: 0 1em; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+h3 { font-size: 1.05em; margin: 0.4em 0; }
 .meta { color: #666; } table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; }
 th, td { padding: 3px 9px; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; }
 td.l { white-space: normal; min-width: 6em; }
 th { background: #f5f5f5; } td.l, th.l { text-align: left; } figure { margin: 1.2em 0; }
 figure img { max-width: 100%; border: 1px solid #eee; } figcaption { color: #555; font-size: 13px; }
 .wide { overflow-x: auto; } .good { color: #17803d; } .bad { color: #b3261e; } .note { color: #666; font-size: 12px; }
+td.good, td.bad { font-weight: 600; } .legend { font-size: 12px; color: #555; }
+td.recipe { min-width: 11em; } td.note-cell { min-width: 14em; white-space: normal; font-size: 12px; }
+@media (max-width: 760px) {
+  body { margin: 1em auto; padding: 0 0.6em; }
+  /* On a phone a plot scaled to the screen is too small to read: keep it legible and let it scroll sideways. */
+  figure .wide img { max-width: none; width: 720px; }
+}
 """
+
+
+def _budget_class(check: Check | None) -> str:
+    """The only colours a figure gets from a budget: within its limit, over it, or none (unknown, no limit)."""
+    if check is None or check.status == "unknown":
+        return ""
+    return "good" if check.status == "pass" else "bad"
+
+
+def _verdict_class(merit: Any) -> str:
+    """A latency change is coloured only when `results compare` calls it significant."""
+    if not merit.latency_significant or merit.efficiency_improvement is None:
+        return ""
+    return "good" if merit.efficiency_improvement > 0 else "bad"
 
 
 @dataclass
@@ -71,6 +99,13 @@ class Report:
     data: ReportData
     plots: list[Plot]
     created_at: str
+    budget: BudgetReport | None = None
+    budget_path: str | None = None
+
+    def _check(self, sha256: str, target: str | None, metric: str) -> Check | None:
+        if self.budget is None or target is None:
+            return None
+        return next((c for c in self.budget.checks if (c.sha256, c.target, c.metric) == (sha256, target, metric)), None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +115,7 @@ class Report:
             "figures_of_merit": [m.to_dict() for m in self.data.merits],
             "plots": [{"name": p.name, "title": p.title, "png_bytes": len(p.png)} for p in self.plots],
             "energy_unavailable": self.data.energy_reasons,
+            "budget": None if self.budget is None else {"file": self.budget_path, **self.budget.to_dict()},
         }
 
     def write_pngs(self, folder: str | Path) -> list[Path]:
@@ -101,7 +137,7 @@ class Report:
             lines.append("")
             lines.append(
                 _table.table(
-                    ["model", "target", "ratio", "gzip ratio", "accuracy Δ", "efficiency", "inferences/s"],
+                    ["model", "target", "ratio", "gzip ratio", "accuracy Δ", "median latency", "inferences/s"],
                     [
                         [
                             m.model + (f" ({m.recipe})" if m.recipe else ""),
@@ -109,15 +145,16 @@ class Report:
                             _num(m.compression_ratio, ".2f") + "x",
                             _num(m.gzip_compression_ratio, ".2f") + "x",
                             _num(m.accuracy_diff_pp, "+.1f") + " pp",
-                            _num(None if m.efficiency_improvement is None else 100 * m.efficiency_improvement, "+.1f")
-                            + " %",
+                            _efficiency_text(m),
                             _num(m.throughput_ips, ",.0f"),
                         ]
                         for m in self.data.merits
                     ],
-                    align="llrrrrr",
+                    align="llrrrlr",
                 )
             )
+        if self.budget is not None:
+            lines += ["", f"budget {self.budget_path}:", self.budget.summary()]
         return "\n".join(lines)
 
     # -- HTML -----------------------------------------------------------------------------------------------------
@@ -136,15 +173,22 @@ class Report:
         for r in self.data.runs:
             rec = r["record"]
             energy = energy_mj(rec)
+
+            def td(metric: str, text: str, r: dict[str, Any] = r) -> str:
+                cls = _budget_class(self._check(r["model_sha256"], r["target"], metric))
+                return f"<td class='{cls}'>{text}</td>" if cls else f"<td>{text}</td>"
+
             body.append(
                 "<tr>"
                 f"<td>#{r['id']}</td><td class=l>{_e(names.get(r['model_sha256'], r['model_name']))}</td>"
                 f"<td class=l>{_e(r['target'])}</td><td class=l>{_e(r['runtime'])} {_e(r['runtime_version'])}</td>"
                 f"<td>{_e(r['threads'] or 'default')}</td><td class=l>{_e(r['delegate'])}</td><td>{r['runs']}</td>"
-                f"<td>{_table.ms(r['median_ms'])}</td><td>{_table.ms(r['p90_ms'])}</td>"
-                f"<td>{_table.ms(r['p99_ms'])}</td><td>{_table.ms(r['std_ms'])}</td>"
-                f"<td>{_table.size(r['peak_rss_kb'] * 1024 if r['peak_rss_kb'] else None)}</td>"
-                + (f"<td>{_num(energy, '.3f')}</td>" if any_energy else "")
+                + td("median_ms", _table.ms(r["median_ms"]))
+                + td("p90_ms", _table.ms(r["p90_ms"]))
+                + td("p99_ms", _table.ms(r["p99_ms"]))
+                + f"<td>{_table.ms(r['std_ms'])}</td>"
+                + td("peak_memory_mib", _table.size(r["peak_rss_kb"] * 1024 if r["peak_rss_kb"] else None))
+                + (td("energy_mj", _num(energy, ".3f")) if any_energy else "")
                 + f"<td class=l>{_thermal(rec)}</td>"
                 f"<td class=l>{_e(r['created_at'][:19].replace('T', ' '))}</td></tr>"
             )
@@ -166,11 +210,14 @@ class Report:
             )
         any_energy = any(m.energy_mj is not None or m.baseline_energy_mj is not None for m in self.data.merits)
         head = (
-            "<tr><th class=l>compressed model</th><th class=l>recipe</th><th class=l>target</th>"
+            "<tr><th class=l>compressed model<br><span class=note>recipe, file, sha256</span></th>"
+            "<th class=l>target</th>"
             "<th>compression<br>ratio<br><span class=note>file / gzip</span></th>"
-            "<th>accuracy<br><span class=note>baseline</span></th><th>accuracy Δ</th>"
-            "<th>median ms<br><span class=note>baseline</span></th><th>efficiency<br>improvement</th>"
-            "<th>throughput<br>inferences/s<br><span class=note>baseline</span></th>"
+            "<th>accuracy<br><span class=note>baseline</span></th><th>accuracy Δ<br>"
+            "<span class=note>same test set</span></th>"
+            "<th>median ms<br><span class=note>baseline</span></th><th>efficiency<br>improvement<br>"
+            "<span class=note>of the median</span></th>"
+            "<th>throughput<br>inferences/s<br><span class=note>at the median<br>baseline</span></th>"
             "<th>space<br>efficiency<br><span class=note>gzip KiB<br>per acc. %</span></th>"
             + ("<th>energy mJ<br><span class=note>baseline</span></th>" if any_energy else "")
             + "<th class=l>note</th></tr>"
@@ -178,37 +225,94 @@ class Report:
         body = []
         for m in self.data.merits:
             eff = None if m.efficiency_improvement is None else 100 * m.efficiency_improvement
-            cls = "" if eff is None else ("good" if eff > 0 else "bad")
-            acc_cls = "" if m.accuracy_diff_pp is None else ("bad" if m.accuracy_diff_pp < -1 else "good")
+            acc_cls = _budget_class(self._check(m.model_sha256, m.target, "accuracy_drop_pp"))
+            gzip_cls = _budget_class(self._check(m.model_sha256, m.target, "gzip_kib"))
+            interval = (
+                f"<br><span class=note>95 % interval {100 * m.efficiency_interval[0]:+.1f} .. "
+                f"{100 * m.efficiency_interval[1]:+.1f} %</span>"
+                if m.efficiency_interval is not None
+                else ""
+            )
+            samples = f"<br><span class=note>on {m.test_samples} samples</span>" if m.test_samples else ""
             body.append(
                 "<tr>"
-                f"<td class=l>{_e(m.model)} <span class=note>{_e(m.model_sha256[:12])}</span></td>"
-                f"<td class=l>{_e(m.recipe)}</td><td class=l>{_e(m.target)}</td>"
-                f"<td>{_num(m.compression_ratio, '.2f')}x / {_num(m.gzip_compression_ratio, '.2f')}x</td>"
+                f"<td class='l recipe'>{_e(m.recipe)}<br><span class=note>{_e(m.model)} "
+                f"{_e(m.model_sha256[:12])}</span></td><td class=l>{_e(m.target)}</td>"
+                f"<td class='{gzip_cls}' data-figure=compression_ratio>{_num(m.compression_ratio, '.2f')}x / "
+                f"{_num(m.gzip_compression_ratio, '.2f')}x</td>"
                 f"<td>{_table.pct(m.accuracy)}{_base(_table.pct(m.baseline_accuracy), m.baseline_accuracy_from)}</td>"
-                f"<td class='{acc_cls}'>{_num(m.accuracy_diff_pp, '+.2f')} pp</td>"
+                f"<td class='{acc_cls}' data-figure=accuracy_diff_pp>{_num(m.accuracy_diff_pp, '+.2f')} pp"
+                f"{samples}</td>"
                 f"<td>{_table.ms(m.median_ms)}{_base(_table.ms(m.baseline_median_ms))}</td>"
-                f"<td class='{cls}'>{_num(eff, '+.1f')} %"
+                f"<td class='{_verdict_class(m)}' data-figure=efficiency_improvement>{_num(eff, '+.1f')} %{interval}"
                 + (f"<br><span class=note>{_e(m.latency_verdict)}</span>" if m.latency_verdict else "")
                 + "</td>"
-                f"<td>{_num(m.throughput_ips, ',.0f')}{_base(_num(m.baseline_throughput_ips, ',.0f'))}</td>"
+                f"<td data-figure=throughput_ips>{_num(m.throughput_ips, ',.0f')}"
+                f"{_base(_num(m.baseline_throughput_ips, ',.0f'))}</td>"
                 f"<td>{_num(m.space_efficiency, '.3f')}{_base(_num(m.baseline_space_efficiency, '.3f'))}</td>"
                 + (
                     f"<td>{_num(m.energy_mj, '.3f')}{_base(_num(m.baseline_energy_mj, '.3f'))}</td>"
                     if any_energy
                     else ""
                 )
-                + f"<td class=l>{_e(m.note)}</td></tr>"
+                + f"<td class='l note-cell'>{_e(m.note)}</td></tr>"
             )
+        colours = (
+            f"Green and red cells: within or over a limit of the budget <code>{_e(self.budget_path)}</code>, and a "
+            "latency change that <code>edgeprof results compare</code> finds significant."
+            if self.budget is not None
+            else "Colour marks only a latency change that <code>edgeprof results compare</code> finds significant "
+            "(green faster, red slower); accuracy and size are not judged without a budget "
+            "(<code>edgeprof report --budget FILE</code>)."
+        )
         return (
             f"<div class=wide><table id=merit>{head}{''.join(body)}</table></div>"
+            f"<p class=legend>{colours}</p>"
             "<p class=note>Baseline: the float32 TFLite export of the same source model (the compression run with "
-            "an empty recipe and the same source hash), profiled on the same target, preferring the same runtime, "
-            "delegate and threads. Compression ratio: baseline bytes over compressed bytes. Accuracy Δ: compressed "
-            "minus baseline, in percentage points. Efficiency improvement: (median before − median after) / median "
-            "before, with the verdict of <code>edgeprof results compare</code> on the two runs (is the change beyond "
-            "run-to-run noise?). Throughput: 1000 / mean latency in ms, inferences per second back to back. "
-            "Space efficiency: gzip size in KiB per accuracy percent (lower is better).</p>"
+            "an empty recipe and the same source hash), evaluated on the same test set (otherwise the accuracy is "
+            "compared with the Keras source, which the compression run evaluated on its own test set, and the note "
+            "says why), profiled on the same target, preferring the same runtime, delegate and threads. Compression "
+            "ratio: baseline bytes over compressed bytes. Accuracy Δ: compressed minus baseline, in percentage "
+            "points. Efficiency improvement: (median before − median after) / median before, with the 95 % "
+            "bootstrap interval and the verdict of <code>edgeprof results compare</code> on the two runs (is the "
+            "change beyond run-to-run noise?). Throughput: 1000 / median latency in ms, inferences per second back "
+            "to back; every latency figure of a row comes from the median, so they never disagree. Space "
+            "efficiency: gzip size in KiB per accuracy percent (lower is better).</p>"
+        )
+
+    def _budget_section(self) -> str:
+        if self.budget is None:
+            return ""
+        names = labels(self.data)
+
+        def figure(value: float | None, metric: Any) -> str:
+            if value is None:
+                return "-"
+            return f"{_table.ms(value) if metric.unit == 'ms' else format(value, metric.fmt)} {metric.unit}"
+
+        rows = []
+        for c in self.budget.checks:
+            metric = METRICS[c.metric]
+            cls = _budget_class(c)
+            rows.append(
+                f"<tr><td class=l>{_e(names.get(c.sha256, c.model))} <span class=note>{_e(c.sha256[:12])}</span></td>"
+                f"<td class=l>{_e(c.target)}</td><td class=l>{_e(metric.label)}</td>"
+                f"<td>{_e(figure(c.value, metric))}</td><td>≤ {_e(figure(c.limit, metric))}</td>"
+                f"<td class='l {cls}'>{_e(c.status)}</td><td class=l>{_e(c.reason)}</td></tr>"
+            )
+        verdict = (
+            "every limit is met"
+            if self.budget.passed
+            else f"{len(self.budget.breaches)} of {len(self.budget.checks)} checks over budget"
+        )
+        unknown = sum(c.status == "unknown" for c in self.budget.checks)
+        return (
+            f"<h2>Budget</h2><p class=meta><code>{_e(self.budget_path)}</code>: {_e(verdict)}"
+            + (f"; {unknown} figure(s) unknown" if unknown else "")
+            + "</p><div class=wide><table id=budget><tr><th class=l>model</th><th class=l>target</th>"
+            "<th class=l>metric</th><th>value</th><th>limit</th><th class=l>status</th><th class=l>note</th></tr>"
+            + "".join(rows)
+            + "</table></div>"
         )
 
     def _models_table(self) -> str:
@@ -234,13 +338,14 @@ class Report:
         encoded = base64.b64encode(plot.png).decode("ascii")
         return (
             f"<figure id='fig-{_e(plot.name)}'><h3>{_e(plot.title)}</h3>"
-            f"<img alt='{_e(plot.title)}' src='data:image/png;base64,{encoded}'>"
+            f"<div class=wide><img alt='{_e(plot.title)}' src='data:image/png;base64,{encoded}'></div>"
             f"<figcaption>{_e(plot.caption)}</figcaption></figure>"
         )
 
     def html(self) -> str:
         plots = {p.name: p for p in self.plots}
         sections = [
+            self._budget_section(),
             "<h2>Runs</h2><p class=meta>The newest profile run of each model on each target.</p>",
             self._runs_table(),
         ]
@@ -280,13 +385,30 @@ def build_report(
     model: str | None = None,
     target: str | None = None,
     since: str | None = None,
+    budget: Budget | str | Path | None = None,
     progress: Progress | None = None,
 ) -> Report:
-    """Gather the store's runs (filtered like ``edgeprof results list``) and draw the report's plots."""
+    """Gather the store's runs (filtered like ``edgeprof results list``) and draw the report's plots.
+
+    With ``budget`` (a :class:`~edgeprof.budget.Budget` or a budget file), the figures it limits are coloured by
+    whether they meet it, and the page starts with the budget's checks."""
     data = collect(store, model=model, target=target, since=since)
     plots = all_plots(data, progress)
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")[:19].replace("T", " ")
-    return Report(data, plots, created)
+    checked, path = None, None
+    if budget is not None:
+        path = "budget" if isinstance(budget, Budget) else str(budget)
+        budget = budget if isinstance(budget, Budget) else Budget.from_file(budget)
+        checked = check_store(budget, store, model=model, target=target, since=since)
+    return Report(data, plots, created, checked, path)
+
+
+def _efficiency_text(merit: Any) -> str:
+    """``0.00448 -> 0.00189 ms: 2.37x faster`` (or "no significant change"): the figure and its verdict together."""
+    if merit.median_ms is None or merit.baseline_median_ms is None:
+        return "not measured"
+    verdict = merit.latency_verdict or "no verdict"
+    return f"{_table.ms(merit.baseline_median_ms)} -> {_table.ms(merit.median_ms)} ms: {verdict}"
 
 
 __all__ = ["Report", "ReportData", "build_report"]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..store import Store
-from ..store.lineage import Merit, all_merits, latest_by_model
+from ..store.lineage import Merit, accuracy_of, all_merits, evaluated_samples, latest_by_model
 from ..store.sql import energy_mj
 
 
@@ -17,6 +17,7 @@ class ModelFacts:
     size_bytes: int
     gzip_bytes: int
     accuracy: float | None  # of the TFLite model, from its compression manifest
+    test_samples: int | None  # the test samples that accuracy was measured on (for its interval)
     recipe: str | None
     source_sha256: str | None
     is_baseline: bool
@@ -53,7 +54,8 @@ def collect(
             name=row["name"],
             size_bytes=row["size_bytes"],
             gzip_bytes=row["gzip_bytes"],
-            accuracy=((record.get("tflite") or {}).get("metrics") or {}).get("accuracy") if comp else None,
+            accuracy=accuracy_of(record) if comp else None,
+            test_samples=evaluated_samples(record) if comp else None,
             recipe=comp["recipe"] if comp else None,
             source_sha256=comp["source_sha256"] if comp else None,
             is_baseline=bool(comp and comp.get("is_baseline")),
