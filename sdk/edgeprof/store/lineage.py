@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..metrics import Figure, change
 from .sql import Store, energy_mj
 
 
@@ -85,6 +86,8 @@ class Merit:
     baseline_profile_id: int | None
     latency_verdict: str | None = None  # edgeprof results compare of the two runs: is the change real?
     note: str = ""
+    accuracy_metric: str = "accuracy"  # the task's headline figure that "accuracy" stands for (e.g. ROC AUC, R²)
+    accuracy_diff_unit: str = "pp"  # pp for fractions; % of the baseline for error figures (MSE, MAE)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,15 +109,18 @@ def figures_of_merit(
     record = compression["record"]
     sizes = record.get("sizes") or {}
     tflite = record.get("tflite") or {}
-    accuracy = (tflite.get("metrics") or {}).get("accuracy")
+    head = record.get("headline") or {}
+    key = head.get("metric", "accuracy")
+    figure = Figure(key, head.get("label", key), head.get("higher_is_better", True), head.get("unit", "pp") == "pp")
+    accuracy = (tflite.get("metrics") or {}).get(key)
     if baseline is not None:
         base_record = baseline["record"]
-        base_accuracy = ((base_record.get("tflite") or {}).get("metrics") or {}).get("accuracy")
+        base_accuracy = ((base_record.get("tflite") or {}).get("metrics") or {}).get(key)
         accuracy_from = "float32 TFLite"
         base_size = (base_record.get("tflite") or {}).get("size_bytes") or sizes.get("source_tflite_bytes")
         base_gzip = (base_record.get("tflite") or {}).get("gzip_bytes") or sizes.get("source_tflite_gzip_bytes")
     else:
-        base_accuracy = ((record.get("source") or {}).get("metrics") or {}).get("accuracy")
+        base_accuracy = ((record.get("source") or {}).get("metrics") or {}).get(key)
         accuracy_from = "Keras source"
         base_size = sizes.get("source_tflite_bytes")
         base_gzip = sizes.get("source_tflite_gzip_bytes")
@@ -161,7 +167,7 @@ def figures_of_merit(
         accuracy=accuracy,
         baseline_accuracy=base_accuracy,
         baseline_accuracy_from=accuracy_from,
-        accuracy_diff_pp=100 * (accuracy - base_accuracy)
+        accuracy_diff_pp=change(base_accuracy, accuracy, figure)[0]
         if accuracy is not None and base_accuracy is not None
         else None,
         median_ms=med,
@@ -171,14 +177,16 @@ def figures_of_merit(
         efficiency_improvement=(base_med - med) / base_med if med and base_med else None,
         throughput_ips=1000.0 / after["mean_ms"] if after and after["mean_ms"] else None,
         baseline_throughput_ips=1000.0 / before["mean_ms"] if before and before["mean_ms"] else None,
-        space_efficiency=_space_efficiency(gzip_size, accuracy),
-        baseline_space_efficiency=_space_efficiency(base_gzip, base_accuracy),
+        space_efficiency=_space_efficiency(gzip_size, accuracy) if figure.fraction else None,
+        baseline_space_efficiency=_space_efficiency(base_gzip, base_accuracy) if figure.fraction else None,
         energy_mj=energy_mj(after["record"]) if after else None,
         baseline_energy_mj=energy_mj(before["record"]) if before else None,
         profile_id=after["id"] if after else None,
         baseline_profile_id=before["id"] if before else None,
         latency_verdict=verdict,
         note="; ".join(note),
+        accuracy_metric=figure.label,
+        accuracy_diff_unit=change(1.0, 1.0, figure)[1],
     )
 
 
