@@ -253,7 +253,7 @@ X = np.zeros((6, 4), np.float32)
         ((1,), "linear", np.arange(6) * 7, "regression"),  # counts beyond 0/1
         ((4,), "linear", None, "reconstruction"),  # no targets, output shaped like the input
         ((4,), "sigmoid", X, "reconstruction"),  # targets equal to the inputs
-        ((4,), "linear", np.arange(6) % 2, "classification"),  # 4 logits and labels 0/1
+        ((3,), "linear", np.arange(6) % 2, "classification"),  # 3 logits and labels 0/1
     ],
 )
 def test_task_is_inferred_where_only_one_reading_fits(
@@ -272,6 +272,7 @@ def test_anomaly_labels_for_an_autoencoder_mean_reconstruction() -> None:
     [
         ((1,), np.arange(6) % 2, "binary or regression"),  # one linear unit, 0/1 targets
         ((3,), np.array([[1, 1, 0]] * 6), "multilabel or regression"),  # logits or values for 0/1 rows
+        ((4,), np.arange(6) % 2, "reconstruction or classification"),  # input-shaped logits, or anomaly labels?
     ],
 )
 def test_an_ambiguous_task_asks_to_be_stated_in_one_line(shape: tuple[int, ...], y: np.ndarray, choices: str) -> None:

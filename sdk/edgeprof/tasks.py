@@ -219,7 +219,7 @@ class Task:
         for o in self.outputs:
             how = "stated" if o.stated else f"inferred: {o.reason}"
             parts.append(f"{o.name}: {o.task} ({how})" if self.multi else f"{o.task} ({how})")
-        return "; ".join(parts)
+        return "; ".join(parts + list(self.notes))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -264,6 +264,12 @@ def output_activations(model: Any) -> list[str]:
     return [_activation_of(t) for t in outputs]
 
 
+def output_keys(model: Any) -> list[str] | None:
+    """The keys of a model built with a dict of outputs, in its output order (Keras flattens dicts by sorted key)."""
+    nested = getattr(model, "_nested_outputs", None)
+    return sorted(str(k) for k in nested) if isinstance(nested, dict) else None
+
+
 def model_outputs(model: Any) -> list[tuple[str, tuple[int, ...], str]]:
     """(name, per-sample shape, activation) of each output, in the model's output order."""
     names = list(model.output_names)
@@ -275,12 +281,14 @@ def model_outputs(model: Any) -> list[tuple[str, tuple[int, ...], str]]:
 # Matching targets to outputs, and inferring a task
 
 
-def _match(y: Any, names: list[str], label: str) -> list[np.ndarray | None]:
-    """The targets of each output, in output order, from an array, a list or a dict keyed by output name."""
+def _match(y: Any, names: list[str], label: str, keys: list[str] | None = None) -> list[np.ndarray | None]:
+    """The targets of each output, in output order, from an array, a list or a dict keyed by output name (or by
+    the key of a dict-output model, or by position)."""
     if y is None:
         return [None] * len(names)
     if isinstance(y, dict):
         by_index = {str(i): name for i, name in enumerate(names)}
+        by_index.update(dict(zip(keys or [], names, strict=False)))
         keyed = {by_index.get(k, k): v for k, v in y.items()}
         unknown = sorted(set(keyed) - set(names))
         if unknown:
@@ -354,8 +362,10 @@ def infer(
     if kind == "inputs" and same_as_input:
         return "reconstruction", "the targets are the inputs"
     assert y is not None
-    if same_as_input and not _fits(y, shape) and kind == "0/1 labels":
-        return "reconstruction", "the output has the input's shape and y holds one 0/1 (anomaly) label a sample"
+    if same_as_input and kind == "0/1 labels" and activation != "softmax":
+        if not _fits(y, shape) or activation == "sigmoid":
+            return "reconstruction", "the output has the input's shape and y holds one 0/1 (anomaly) label a sample"
+        raise _ask(name, desc + ", the input's shape", "0/1 labels", ("reconstruction", "classification"), multi)
     if activation == "softmax":
         return "classification", "softmax output"
     if activation == "sigmoid":
@@ -456,8 +466,9 @@ def resolve(
     multi = len(names) > 1
     input_shape = tuple(data.input_shape)
     wanted = _request(task, names)
-    ys_train = _match(data.y_train, names, "y_train")
-    ys_test = _match(data.y_test, names, "y_test")
+    keys = output_keys(model)
+    ys_train = _match(data.y_train, names, "y_train", keys)
+    ys_test = _match(data.y_test, names, "y_test", keys)
     outputs = []
     for (name, shape, activation), y in zip(specs, ys_train, strict=True):
         if name in wanted:

@@ -130,7 +130,7 @@ def _change_text(before: float, after: float, fig: metrics.Figure) -> str:
 
 def _headline_text(m: dict[str, Any]) -> str:
     head = m.get("headline")
-    if not head:
+    if not head or head.get("change") is None:
         return ""
     better = "higher" if head["higher_is_better"] else "lower"
     fig = metrics.Figure(head["metric"], head["label"], head["higher_is_better"], head["unit"] == "pp")

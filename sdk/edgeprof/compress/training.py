@@ -49,10 +49,18 @@ def compile_for(model: Any, training: Training, *, from_logits: bool | None = No
         _FROM_LOGITS[model] = from_logits
 
 
+def _per_output(model: Any, values: list[Any]) -> Any:
+    """A list an output, as a dict for a model built with a dict of outputs (Keras wants the same structure)."""
+    from ..tasks import output_keys
+
+    keys = output_keys(model)
+    return dict(zip(keys, values, strict=True)) if keys is not None else values
+
+
 def _losses(model: Any, data: Dataset) -> Any:
     if data.task is not None:
         losses = data.task.keras_losses(model)
-        return losses if data.task.multi else losses[0]
+        return _per_output(model, losses) if data.task.multi else losses[0]
     from_logits = _FROM_LOGITS.get(model)
     if from_logits is None:
         from_logits = not ends_in_softmax(model)
@@ -63,7 +71,10 @@ def fit(model: Any, data: Dataset, training: Training, *, callbacks: list | None
     keras = _tf.keras()
     keras.utils.set_random_seed(seed)
     model.compile(optimizer=getattr(model, "optimizer", None) or optimizer(training), loss=_losses(model, data))
-    targets = data.task.targets(data, "train") if data.task is not None else data.y_train
+    targets = data.y_train
+    if data.task is not None:
+        targets = data.task.targets(data, "train")
+        targets = _per_output(model, targets) if data.task.multi else targets
     return model.fit(
         data.x_train,
         targets,
