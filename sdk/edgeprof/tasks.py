@@ -190,7 +190,13 @@ class Task:
             results.update({prefix + k: v for k, v in found.items() if k != "samples"})
         if self.metric is not None:
             truth = self.targets(data, "test")
-            value = self.metric(truth, outputs if self.multi else outputs[0])
+            try:
+                value = self.metric(truth, outputs if self.multi else outputs[0])
+            except Exception as exc:  # noqa: BLE001 - the user's code: name it instead of a traceback
+                raise RecipeError(
+                    f"your metric {self.metric_name} raised {type(exc).__name__}: {str(exc)[:200]}",
+                    "make it metric(y_true, y_pred) -> float on numpy arrays",
+                ) from None
             try:
                 results[self.metric_name or "metric"] = float(value)
             except (TypeError, ValueError):

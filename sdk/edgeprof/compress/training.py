@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import _tf
 from ..data import Dataset
-from ..errors import RecipeError
+from ..errors import CompressionError, RecipeError
 from .recipe import Training
 
 # model -> the from_logits a caller gave compile_for (used only for data without a resolved task).
@@ -75,15 +75,24 @@ def fit(model: Any, data: Dataset, training: Training, *, callbacks: list | None
     if data.task is not None:
         targets = data.task.targets(data, "train")
         targets = _per_output(model, targets) if data.task.multi else targets
-    return model.fit(
-        data.x_train,
-        targets,
-        epochs=training.epochs,
-        batch_size=training.batch_size,
-        callbacks=callbacks or [],
-        verbose=0,
-        shuffle=True,
-    )
+    try:
+        return model.fit(
+            data.x_train,
+            targets,
+            epochs=training.epochs,
+            batch_size=training.batch_size,
+            callbacks=callbacks or [],
+            verbose=0,
+            shuffle=True,
+        )
+    except (TypeError, ValueError) as exc:
+        if data.task is None or data.task.loss is None:
+            raise
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise CompressionError(
+            f"your loss {data.task.loss_name} failed in training: {first[:200]}",
+            "make it loss(y_true, y_pred) -> a tensor of TensorFlow ops",
+        ) from None
 
 
 def ends_in_softmax(model: Any) -> bool:
