@@ -8,17 +8,18 @@ host's own agent, and reports both figures, their difference and how often the t
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import metrics
+from . import data_checks, metrics
+from .data import read_npz
 from .errors import DataError
 from .modelfile import sha256_bytes
 from .predict import predict, predict_local
+from .tasks import OutputTask
 
 
 @dataclass(frozen=True)
@@ -31,19 +32,13 @@ class EvalSet:
     sha256: str
 
 
-def load_eval(path: str | Path) -> EvalSet:
-    """``x_test, y_test`` (or ``x, y``) from an .npz, checked before anything is sent to a board."""
+def load_eval(path: str | Path, model: bytes | None = None) -> EvalSet:
+    """``x_test, y_test`` (or ``x, y``) from an .npz, checked before anything is sent to a board.
+
+    With the model's bytes, class labels are also checked against its output (0..K-1, one-hot rows K wide).
+    """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except FileNotFoundError:
-        raise DataError(f"evaluation data {path} does not exist", "check the path given to --eval") from None
-    except Exception as exc:  # noqa: BLE001 - numpy raises several types for unreadable files
-        raise DataError(
-            f"{path} is not a readable .npz ({exc})", "save it with numpy.savez(path, x_test=..., y_test=...)"
-        ) from None
+    arrays = read_npz(path, "--eval")
     for xk, yk in (("x_test", "y_test"), ("x", "y")):
         if xk in arrays and yk in arrays:
             x, y = arrays[xk], arrays[yk]
@@ -53,16 +48,46 @@ def load_eval(path: str | Path) -> EvalSet:
             f"{path} holds {sorted(arrays)} but --eval needs x_test and y_test (or x and y)",
             "rename the arrays when saving the .npz",
         )
+    data_checks.check_counts(path.name, x, y, "test" if xk == "x_test" else "")
+
+    def locate(array: str) -> data_checks.Locate:
+        return lambda i: f"{array}[{i}]"
+
+    data_checks.check_x(x, xk, locate(xk))
+    data_checks.check_y(y, yk, locate(yk))
+    classes = _classes(model) if model is not None else None
+    if classes is not None:
+        output = OutputTask("output", "classification", (classes,), "unknown", False, False, "--eval")
+        y = data_checks.check_classification(y, yk, locate(yk), output)
     if y.ndim == 2 and y.shape[1] > 1:
         y = y.argmax(axis=1)
-    if y.ndim != 1 or len(x) != len(y) or len(x) == 0:
+    if y.ndim != 1:
         raise DataError(
             f"{path}: {len(x)} samples but labels of shape {list(y.shape)}",
             "give one integer class label (or one-hot row) per sample",
         )
-    if not np.issubdtype(x.dtype, np.number):
-        raise DataError(f"{path}: samples of dtype {x.dtype} are not numbers", "save the inputs as numbers")
-    return EvalSet(x=np.asarray(x, dtype=np.float32), y=y.astype(np.int64), name=path.name, sha256=sha256_bytes(data))
+    if classes is None and y.dtype.kind == "f" and not np.all(y == np.round(y)):
+        bad = int(np.flatnonzero(y != np.round(y))[0])
+        raise DataError(f"{yk}[{bad}] = {y[bad]!r} is not a whole number", "give integer class labels")
+    return EvalSet(x=np.asarray(x, dtype=np.float32), y=y.astype(np.int64), name=path.name, sha256=_sha256(path))
+
+
+def _sha256(path: Path) -> str:
+    return sha256_bytes(path.read_bytes())
+
+
+def _classes(model: bytes) -> int | None:
+    """K for a model with one output of shape (1, K), K ≥ 2: a classifier the labels can be checked against."""
+    from .tflite import parse
+
+    try:
+        graph = parse(model).main
+    except Exception:  # noqa: BLE001 - the profile itself reports an unreadable model
+        return None
+    if len(graph.outputs) != 1:
+        return None
+    shape = graph.tensors[graph.outputs[0]].shape
+    return int(shape[-1]) if len(shape) == 2 and shape[-1] >= 2 else None
 
 
 def predict_on_board(board: Any, agent: Any, remote_model: str, eval_set: EvalSet, options: Any) -> tuple:

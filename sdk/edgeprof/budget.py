@@ -206,7 +206,7 @@ def _evaluate(
             status = "unknown"
         else:
             status = "pass" if value <= limits[key] + 1e-12 else "FAIL"
-            reason = "" if status == "pass" else reason
+            reason = "" if status == "pass" and key != "accuracy_drop_pp" else reason  # say which figure
         checks.append(Check(model, sha256, target, key, limits[key], value, status, reason, profile_id))
     return checks
 
@@ -253,7 +253,8 @@ def _accuracy_drop(store: Store, sha256: str) -> tuple[float | None, str]:
     merit = figures_of_merit(mine, baseline, [], None)
     if merit.accuracy_diff_pp is None:
         return None, "the manifest has no accuracy"
-    return -merit.accuracy_diff_pp, f"against the {merit.baseline_accuracy_from}"
+    unit = {"pp": "", "%": ", in % of the baseline's"}.get(merit.accuracy_diff_unit, ", in its own units")
+    return -merit.accuracy_diff_pp, f"{merit.accuracy_metric}{unit} against the {merit.baseline_accuracy_from}"
 
 
 def check_store(

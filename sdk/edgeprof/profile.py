@@ -274,7 +274,7 @@ def profile(
     model_file, data = open_tflite(model)
     if inputs is not None and not Path(inputs).is_file():
         raise DataError(f"input data {inputs} does not exist", "pass an .npy or .npz file of real inputs")
-    eval_set = load_eval(eval_data) if eval_data is not None else None
+    eval_set = load_eval(eval_data, model=data) if eval_data is not None else None
     target = resolve_target(target)
     options = apply_sensor_defaults(target, options)
     with connect(target, on_event=on_event) as board:

@@ -62,6 +62,21 @@ from ._common import emit_json, json_option, progress_printer, store_option
     "operator versions it lacks, or stops.",
 )
 @click.option("--seed", type=int, default=None, help="Seed for splits and training [0, or the recipe's].")
+@click.option(
+    "--task",
+    "tasks",
+    multiple=True,
+    metavar="TASK|OUTPUT=TASK",
+    help="What the model predicts: classification, binary, multilabel, regression or reconstruction (per output of "
+    "a multi-output model: --task age=regression --task sex=binary). Inferred from the model and data when clear.",
+)
+@click.option("--loss", default=None, metavar="MODULE:FUNCTION", help="Fine-tuning loss(y_true, y_pred) of your own.")
+@click.option(
+    "--metric",
+    default=None,
+    metavar="MODULE:FUNCTION",
+    help="metric(y_true, y_pred) -> float on numpy arrays, reported and used as the headline figure.",
+)
 @json_option
 @store_option
 def command(
@@ -80,13 +95,17 @@ def command(
     learning_rate: float | None,
     runtime: str | None,
     seed: int | None,
+    tasks: tuple[str, ...],
+    loss: str | None,
+    metric: str | None,
     as_json: bool,
     store: str,
 ) -> None:
     """Compress a Keras model with TF-MOT (and more) and export it to TFLite.
 
     Writes OUT/model.tflite and OUT/manifest.json (each step's time and effect, sizes, sparsity and unique weights
-    per layer, and accuracy, precision, recall and F1 of the source and of the exported TFLite model).
+    per layer, and the task's metrics of the source and of the exported TFLite model: accuracy, precision, recall
+    and F1 for classifiers, MAE, RMSE and R² for regression, reconstruction error and ROC AUC for autoencoders).
 
     \b
     Examples:
@@ -95,6 +114,7 @@ def command(
       edgeprof compress model.keras -o out --data data.npz --prune 0.5 --structure 2:4
       edgeprof compress model.keras -o out --data data.npz --quantize dynamic --runtime tflite-runtime-2.14
       edgeprof compress model.keras -o out --data data.npz --recipe examples/recipes/prune-cluster-int8.toml
+      edgeprof compress autoencoder.h5 -o out --data machine.npz --quantize int8 --task reconstruction
     """
     step_flags = (prune, cluster, quantize, epochs, batch_size, learning_rate, representative_samples)
     if recipe_file and (any(v is not None for v in step_flags) or int8_io or structure != "unstructured"):
@@ -122,9 +142,40 @@ def command(
             learning_rate=learning_rate,
             runtime=runtime,
         )
-    result = compress(model, recipe, data, out, store=store, progress=progress_printer(not as_json))
+    task = _task_option(tasks)
+    result = compress(
+        model,
+        recipe,
+        data,
+        out,
+        task=task,
+        loss=loss,
+        metric=metric,
+        store=store,
+        progress=progress_printer(not as_json),
+    )
     if as_json:
         emit_json(result.manifest)
     else:
         click.echo(result.summary())
         click.echo(f"\nwrote {result.tflite_path} and {result.out_dir / 'manifest.json'}")
+
+
+def _task_option(values: tuple[str, ...]) -> str | dict[str, str] | None:
+    """``--task regression`` for every output, or ``--task age=regression --task sex=binary`` per output."""
+    from ..tasks import check_task_name
+
+    if not values:
+        return None
+    if len(values) == 1 and "=" not in values[0]:
+        return check_task_name(values[0])
+    per_output = {}
+    for value in values:
+        name, sep, task = value.partition("=")
+        if not sep or not name or not task:
+            raise RecipeError(
+                f"--task {value!r} mixes a task for every output with tasks per output",
+                "give --task TASK once, or --task OUTPUT=TASK for each output",
+            )
+        per_output[name] = check_task_name(task)
+    return per_output

@@ -86,6 +86,12 @@ def _logits(outputs: Any, softmax_output: bool) -> Any:
 def apply(model: Any, step: DistillStep, data: Dataset, *, seed: int = 0) -> tuple[Any, dict[str, Any]]:
     tf = _tf.tensorflow()
     keras = _tf.keras()
+    task = data.task
+    if task is not None and (task.name != "classification" or task.multi or task.outputs[0].soft_labels):
+        raise CompressionError(
+            f"distill learns from a classifier's soft labels; this model's task is {task.name}",
+            "leave the distill step out for this model",
+        )
     student = load_student(step.student, data.input_shape, data.num_classes)
     if tuple(student.input_shape[1:]) != data.input_shape or student.output_shape[-1] != data.num_classes:
         raise ModelError(

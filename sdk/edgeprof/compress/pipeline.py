@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import time
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import _table, _tf, metrics
+from .. import _table, _tf, data_checks, metrics, tasks
 from .._version import __version__
 from ..data import Dataset, load_data
 from ..errors import CompressionError, DataError
@@ -53,7 +54,10 @@ class CompressionResult:
         sizes = m["sizes"]
         src, out = m["source"]["metrics"], m["tflite"]["metrics"]
         runtime = f"   runtime: {m['runtime']['runtime']}" if m.get("runtime") else ""
-        lines = [f"recipe: {m['recipe_text']}   ({m['seconds_total']:.1f} s){runtime}", ""]
+        lines = [f"recipe: {m['recipe_text']}   ({m['seconds_total']:.1f} s){runtime}"]
+        if m.get("task"):
+            lines.append(f"task: {m['task']['text']}; loss: {m['task']['loss']}")
+        lines.append("")
         lines.append(
             _table.table(
                 ["step", "seconds", "effect"],
@@ -62,31 +66,34 @@ class CompressionResult:
             )
         )
         lines.append("")
+        keys = [k for k in out if k != "samples" and k in src]
+        figures = [metrics.figure(k) for k in keys]
         lines.append(
             _table.table(
-                ["", "size", "gzip", "accuracy", "precision", "recall", "F1"],
+                ["", "size", "gzip", *(f.label for f in figures)],
                 [
                     [
                         "source (float32 TFLite)",
                         _table.size(sizes["source_tflite_bytes"]),
                         _table.size(sizes["source_tflite_gzip_bytes"]),
-                        *(_table.pct(src[k]) for k in _METRICS),
+                        *(_figure_text(src[k], f) for k, f in zip(keys, figures, strict=True)),
                     ],
                     [
                         "compressed TFLite",
                         _table.size(sizes["tflite_bytes"]),
                         _table.size(sizes["tflite_gzip_bytes"]),
-                        *(_table.pct(out[k]) for k in _METRICS),
+                        *(_figure_text(out[k], f) for k, f in zip(keys, figures, strict=True)),
                     ],
                     [
                         "change",
                         f"{sizes['raw_ratio']:.2f}x smaller",
                         f"{sizes['gzip_ratio']:.2f}x smaller",
-                        *(f"{100 * m['metrics_delta'][k]:+.1f} pp" for k in _METRICS),
+                        *(_change_text(src[k], out[k], f) for k, f in zip(keys, figures, strict=True)),
                     ],
                 ],
             )
         )
+        lines.append(_headline_text(m))
         lines.append("")
         lines.append(
             _table.table(
@@ -109,7 +116,41 @@ class CompressionResult:
         return "\n".join(lines)
 
 
-_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
+def _figure_text(value: float, fig: metrics.Figure) -> str:
+    return _table.pct(value) if fig.fraction else f"{value:.4g}"
+
+
+def _change_text(before: float, after: float, fig: metrics.Figure) -> str:
+    if fig.fraction:
+        return f"{100 * (after - before):+.1f} pp"
+    if before:
+        return f"{after - before:+.3g} ({100 * (after - before) / abs(before):+.1f} %)"
+    return f"{after - before:+.3g}"
+
+
+def _headline_text(m: dict[str, Any]) -> str:
+    head = m.get("headline")
+    if not head or head.get("change") is None:
+        return ""
+    better = "higher" if head["higher_is_better"] else "lower"
+    fig = metrics.Figure(head["metric"], head["label"], head["higher_is_better"], head["unit"] == "pp")
+    verdict = "better" if head["change"] > 0 else "worse" if head["change"] < 0 else "unchanged"
+    unit = f" {head['unit']}" if head["unit"] else ""
+    return (
+        f"\nheadline: {head['label']} ({better} is better): {_figure_text(head['source'], fig)} → "
+        f"{_figure_text(head['tflite'], fig)} ({abs(head['change']):.2f}{unit} {verdict})"
+    )
+
+
+def headline(task: Any, source_metrics: dict[str, float], tflite_metrics: dict[str, float]) -> dict[str, Any]:
+    """The task's own figure, before and after, and its change (positive = better) in pp or % of the source's."""
+    fig = task.headline()
+    before, after = source_metrics.get(fig.key), tflite_metrics.get(fig.key)
+    found: dict[str, Any] = {"metric": fig.key, "label": fig.label, "higher_is_better": fig.higher_is_better}
+    if before is None or after is None:
+        return {**found, "source": before, "tflite": after, "change": None, "unit": ""}
+    change, unit = metrics.change(before, after, fig)
+    return {**found, "source": before, "tflite": after, "change": change, "unit": unit}
 
 
 def _effect_text(step: Step, effect: dict[str, Any]) -> str:
@@ -144,12 +185,21 @@ def compress(
     data: str | Path | Dataset | None = None,
     out: str | Path = "compressed",
     *,
+    task: str | dict[str, str] | None = None,
+    loss: str | Callable | None = None,
+    metric: str | Callable | None = None,
     store: Any = "default",
     progress: Progress | None = None,
 ) -> CompressionResult:
-    """Apply ``recipe`` to a Keras model, export TFLite to ``out/model.tflite`` and write ``out/manifest.json``."""
+    """Apply ``recipe`` to a Keras model, export TFLite to ``out/model.tflite`` and write ``out/manifest.json``.
+
+    ``task`` (one of :data:`edgeprof.tasks.TASKS`, or ``{output: task}``), ``loss`` (``loss(y_true, y_pred)``
+    for fine-tuning) and ``metric`` (``metric(y_true, y_pred) -> float`` on numpy arrays; its attribute
+    ``higher_is_better`` defaults to True) override the recipe's; ``module:function`` strings work too. Without a
+    task, it is inferred from the model's output and the data where only one reading fits.
+    """
     with _tf.quiet_native():
-        return _compress(model, recipe, data, out, store=store, progress=progress)
+        return _compress(model, recipe, data, out, task=task, loss=loss, metric=metric, store=store, progress=progress)
 
 
 def _compress(
@@ -158,6 +208,9 @@ def _compress(
     data: str | Path | Dataset | None,
     out: str | Path,
     *,
+    task: Any,
+    loss: Any,
+    metric: Any,
     store: Any,
     progress: Progress | None,
 ) -> CompressionResult:
@@ -180,16 +233,27 @@ def _compress(
                 "pick one of: " + ", ".join(str(r) for r in compat.KNOWN_RUNTIMES),
             )
     dataset = load_data(data, seed=recipe.seed)
+    data_checks.check_arrays(dataset)  # before the model loads: a NaN costs no TensorFlow start-up
     source, source_info = models.load_model(model)
-    if tuple(source.input_shape[1:]) != dataset.input_shape:
+    if len(source.inputs) != 1:
         raise DataError(
-            f"the model takes inputs of shape {list(source.input_shape[1:])} but the data's samples "
-            f"have shape {list(dataset.input_shape)}",
-            "pass data that matches the model's input",
+            f"the model takes {len(source.inputs)} inputs; compress feeds one input array",
+            "compress a single-input model",
         )
+    data_checks.check_input_shape(tuple(source.input_shape[1:]), dataset)
+    # The task is a fact about the model's outputs and the data together, so it is resolved here, where both are
+    # known, and then travels on the data, which every step already receives.
+    resolved, dataset = tasks.resolve(
+        source,
+        dataclasses.replace(dataset, task=None),
+        task if task is not None else recipe.task,
+        loss=loss if loss is not None else recipe.loss,
+        metric=metric if metric is not None else recipe.metric,
+    )
     say(
         f"source: {source_info['path'] or 'in-memory model'} ({source.count_params():,} parameters), "
-        f"data: {dataset.name} ({len(dataset.x_train)} train / {len(dataset.x_test)} test)"
+        f"data: {dataset.name} ({len(dataset.x_train)} train / {len(dataset.x_test)} test), "
+        f"task: {resolved.describe()}"
     )
     source_metrics = evaluate.keras_metrics(source, dataset)
     source_tflite = export.to_tflite(source)
@@ -239,7 +303,7 @@ def _compress(
         )
 
     say("evaluating the TFLite model in the local agent")
-    tflite_metrics = evaluate.tflite_metrics(tflite, dataset)
+    tflite_metrics = evaluate.tflite_metrics(tflite, dataset, list(current.output_names))
     layers = analysis.layer_stats(current)
     weights = analysis.tflite_weights(tflite)
     for row in layers:
@@ -270,6 +334,8 @@ def _compress(
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "source": {**source_info, "params": int(source.count_params()), "metrics": source_metrics},
         "data": dataset.describe(),
+        "task": {**resolved.to_dict(), "text": resolved.describe()},
+        "headline": headline(resolved, source_metrics, tflite_metrics),
         "recipe": recipe.to_dict(),
         "recipe_text": recipe.describe(),
         "steps": steps_report,

@@ -182,11 +182,18 @@ def validate_step(step: Step, where: str = "recipe") -> None:
 
 @dataclass
 class Recipe:
-    """Steps in order; ``runtime`` (e.g. ``tflite-runtime-2.14``) is the runtime the board will load the model with."""
+    """Steps in order; ``runtime`` (e.g. ``tflite-runtime-2.14``) is the runtime the board will load the model with.
+
+    ``task`` (``"regression"``, or ``{output = "task"}``), ``loss`` and ``metric`` (``module:function``) say what the
+    model predicts and how to train and judge it (:mod:`edgeprof.tasks`); left out, the task is inferred.
+    """
 
     steps: list[Step] = field(default_factory=list)
     seed: int = 0
     runtime: str | None = None
+    task: str | dict[str, str] | None = None
+    loss: str | None = None
+    metric: str | None = None
 
     def __post_init__(self) -> None:
         quantize = [i for i, s in enumerate(self.steps) if isinstance(s, QuantizeStep)]
@@ -203,19 +210,45 @@ class Recipe:
         return " → ".join(s.describe() for s in self.steps) or "float32 export"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "runtime": self.runtime, "steps": [s.to_dict() for s in self.steps]}
+        found = {"seed": self.seed, "runtime": self.runtime, "steps": [s.to_dict() for s in self.steps]}
+        for key in ("task", "loss", "metric"):
+            value = getattr(self, key)
+            if value is not None:
+                found[key] = value if isinstance(value, (str, dict)) else getattr(value, "__name__", repr(value))
+        return found
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "recipe") -> Recipe:
-        unknown = set(data) - {"step", "steps", "seed", "runtime"}
+        unknown = set(data) - {"step", "steps", "seed", "runtime", "task", "loss", "metric"}
         if unknown:
             raise RecipeError(
                 f"{where}: unknown top-level key(s) {', '.join(sorted(unknown))}",
-                "a recipe holds [[step]] tables and optional seed and runtime keys",
+                "a recipe holds [[step]] tables and optional seed, runtime, task, loss and metric keys",
             )
+        task = data.get("task")
+        if task is not None:
+            from ..tasks import check_task_name
+
+            if isinstance(task, str):
+                check_task_name(task)
+            elif isinstance(task, dict):
+                for value in task.values():
+                    check_task_name(str(value))
+            else:
+                raise RecipeError(f"{where}: task must be a task name or a table of them", 'write task = "regression"')
+        for key in ("loss", "metric"):
+            if data.get(key) is not None and (not isinstance(data[key], str) or ":" not in data[key]):
+                raise RecipeError(f'{where}: {key} must be "module:function"', f'write {key} = "mymodule:my_{key}"')
         raw_steps = data.get("step", data.get("steps", []))
         steps = [_build_step(raw, f"{where}, step {i + 1}") for i, raw in enumerate(raw_steps)]
-        return cls(steps=steps, seed=int(data.get("seed", 0)), runtime=data.get("runtime"))
+        return cls(
+            steps=steps,
+            seed=int(data.get("seed", 0)),
+            runtime=data.get("runtime"),
+            task=task,
+            loss=data.get("loss"),
+            metric=data.get("metric"),
+        )
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Recipe:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..metrics import Figure, change
 from .sql import Store, energy_mj
 
 
@@ -49,10 +50,19 @@ def matching_profile(
     return max(candidates, key=lambda p: p["id"], default=None)
 
 
+def headline_figure(record: dict[str, Any]) -> Figure:
+    """The task's headline figure that a manifest's "accuracy" stands for (accuracy, ROC AUC, R², MSE, ...)."""
+    head = record.get("headline") or {}
+    key = head.get("metric", "accuracy")
+    return Figure(key, head.get("label", key), head.get("higher_is_better", True), head.get("unit", "pp") == "pp")
+
+
 def accuracy_of(record: dict[str, Any], model: str = "tflite") -> float | None:
-    """The accuracy figure of a compression manifest: of its exported TFLite model (``tflite``) or of the Keras source
-    it was made from (``source``), both measured on the manifest's test set. Every reader goes through here."""
-    return ((record.get(model) or {}).get("metrics") or {}).get("accuracy")
+    """The headline figure of a compression manifest (accuracy for classifiers; the task's own otherwise): of its
+    exported TFLite model (``tflite``) or of the Keras source it was made from (``source``), both measured on the
+    manifest's test set. Every reader goes through here."""
+    key = headline_figure(record).key
+    return ((record.get(model) or {}).get("metrics") or {}).get(key)
 
 
 def evaluated_samples(record: dict[str, Any]) -> int | None:
@@ -145,6 +155,8 @@ class Merit:
     latency_significant: bool | None = None  # the verdict as a flag: the only thing that may colour the row
     latency_noise_band: float | None = None  # the band compare used (±, relative)
     note: str = ""
+    accuracy_metric: str = "accuracy"  # the task's headline figure that "accuracy" stands for (e.g. ROC AUC, R²)
+    accuracy_diff_unit: str = "pp"  # pp for fractions; % of the baseline for error figures (MSE, MAE)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,6 +196,7 @@ def figures_of_merit(
     record = compression["record"]
     sizes = record.get("sizes") or {}
     tflite = record.get("tflite") or {}
+    figure = headline_figure(record)
     accuracy = accuracy_of(record)
     base_accuracy, accuracy_from, accuracy_note = _accuracy_reference(record, baseline)
     if baseline is not None:
@@ -238,7 +251,7 @@ def figures_of_merit(
         accuracy=accuracy,
         baseline_accuracy=base_accuracy,
         baseline_accuracy_from=accuracy_from,
-        accuracy_diff_pp=100 * (accuracy - base_accuracy)
+        accuracy_diff_pp=change(base_accuracy, accuracy, figure)[0]
         if accuracy is not None and base_accuracy is not None
         else None,
         test_set=describe_test_set(record),
@@ -252,8 +265,8 @@ def figures_of_merit(
         efficiency_interval=(-comparison.ci_high, -comparison.ci_low) if comparison is not None else None,
         throughput_ips=1000.0 / med if med else None,
         baseline_throughput_ips=1000.0 / base_med if base_med else None,
-        space_efficiency=_space_efficiency(gzip_size, accuracy),
-        baseline_space_efficiency=_space_efficiency(base_gzip, base_accuracy),
+        space_efficiency=_space_efficiency(gzip_size, accuracy) if figure.fraction else None,
+        baseline_space_efficiency=_space_efficiency(base_gzip, base_accuracy) if figure.fraction else None,
         energy_mj=energy_mj(after["record"]) if after else None,
         baseline_energy_mj=energy_mj(before["record"]) if before else None,
         profile_id=after["id"] if after else None,
@@ -262,6 +275,8 @@ def figures_of_merit(
         latency_significant=comparison.significant if comparison is not None else None,
         latency_noise_band=comparison.min_change if comparison is not None else None,
         note="; ".join(note),
+        accuracy_metric=figure.label,
+        accuracy_diff_unit=change(1.0, 1.0, figure)[1],
     )
 
 
