@@ -62,6 +62,15 @@ from ._common import emit_json, json_option, progress_printer, store_option
     "operator versions it lacks, or stops.",
 )
 @click.option("--seed", type=int, default=None, help="Seed for splits and training [0, or the recipe's].")
+@click.option(
+    "--custom-objects",
+    "custom_objects",
+    multiple=True,
+    metavar="MODULE:ATTR",
+    help="The code of the model's custom layers (repeatable): ATTR is a dict name → class, a function returning "
+    "one, or a class or function. MODULE is looked for in the current folder, then the model's folder, then the "
+    "Python path; or give a file: path/to/layers.py:ATTR.",
+)
 @json_option
 @store_option
 def command(
@@ -80,6 +89,7 @@ def command(
     learning_rate: float | None,
     runtime: str | None,
     seed: int | None,
+    custom_objects: tuple[str, ...],
     as_json: bool,
     store: str,
 ) -> None:
@@ -95,6 +105,7 @@ def command(
       edgeprof compress model.keras -o out --data data.npz --prune 0.5 --structure 2:4
       edgeprof compress model.keras -o out --data data.npz --quantize dynamic --runtime tflite-runtime-2.14
       edgeprof compress model.keras -o out --data data.npz --recipe examples/recipes/prune-cluster-int8.toml
+      edgeprof compress kws.h5 -o out --data kws.npz --quantize int8 --custom-objects my_layers:CUSTOM_OBJECTS
     """
     step_flags = (prune, cluster, quantize, epochs, batch_size, learning_rate, representative_samples)
     if recipe_file and (any(v is not None for v in step_flags) or int8_io or structure != "unstructured"):
@@ -122,7 +133,15 @@ def command(
             learning_rate=learning_rate,
             runtime=runtime,
         )
-    result = compress(model, recipe, data, out, store=store, progress=progress_printer(not as_json))
+    result = compress(
+        model,
+        recipe,
+        data,
+        out,
+        store=store,
+        progress=progress_printer(not as_json),
+        custom_objects=list(custom_objects) or None,
+    )
     if as_json:
         emit_json(result.manifest)
     else:

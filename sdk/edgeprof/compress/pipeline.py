@@ -146,9 +146,13 @@ def compress(
     *,
     store: Any = "default",
     progress: Progress | None = None,
+    custom_objects: models.CustomObjects = None,
 ) -> CompressionResult:
-    """Apply ``recipe`` to a Keras model, export TFLite to ``out/model.tflite`` and write ``out/manifest.json``."""
-    with _tf.quiet_native():
+    """Apply ``recipe`` to a Keras model, export TFLite to ``out/model.tflite`` and write ``out/manifest.json``.
+
+    ``custom_objects``: the code of custom layers in a model file (a dict name → class, or ``"module:attr"`` specs).
+    """
+    with _tf.quiet_native(), models.custom_object_scope(model, custom_objects):
         return _compress(model, recipe, data, out, store=store, progress=progress)
 
 
