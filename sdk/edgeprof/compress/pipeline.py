@@ -15,7 +15,7 @@ from .._version import __version__
 from ..data import Dataset, load_data
 from ..errors import CompressionError, DataError
 from ..modelfile import ModelFile, gzip_size, sha256_bytes
-from . import analysis, cluster, distill, evaluate, export, l1, lowrank, models, prune
+from . import analysis, autoencoder, cluster, distill, evaluate, export, l1, lowrank, models, pca, prune
 from . import quantize as quantize_step
 from .recipe import ClusterStep, PruneStep, QuantizeStep, Recipe, Step
 
@@ -28,6 +28,8 @@ STEP_FUNCTIONS: dict[str, Callable[..., tuple[Any, dict[str, Any]]]] = {
     l1.L1Step.kind: l1.apply,
     lowrank.LowRankStep.kind: lowrank.apply,
     distill.DistillStep.kind: distill.apply,
+    pca.PCAStep.kind: pca.apply,
+    autoencoder.AutoencoderStep.kind: autoencoder.apply,
 }
 
 
