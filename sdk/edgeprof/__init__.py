@@ -31,11 +31,13 @@ if TYPE_CHECKING:
 else:
     from . import compress
 from .compress import (
+    AutoencoderStep,
     ClusterStep,
     CompressionResult,
     DistillStep,
     L1Step,
     LowRankStep,
+    PCAStep,
     PruneStep,
     QuantizeStep,
     Recipe,
@@ -45,6 +47,7 @@ from .compress import (
 )
 
 __all__ = [
+    "AutoencoderStep",
     "ClusterStep",
     "CompressionResult",
     "DistillStep",
@@ -52,6 +55,7 @@ __all__ = [
     "FleetResult",
     "L1Step",
     "LowRankStep",
+    "PCAStep",
     "ProfileOptions",
     "ProfileResult",
     "PruneStep",

@@ -35,15 +35,17 @@ class Run:
         return next(s for s in self.manifest["steps"] if s["kind"] == kind)
 
 
-def run_jobs(tmp: Path, jobs: dict[str, dict[str, Any]], timeout: float = 900) -> dict[str, Run]:
-    """jobs: name -> {"model", "recipe", "data"} or {"case", ...}; all run in one process."""
+def run_jobs(
+    tmp: Path, jobs: dict[str, dict[str, Any]], timeout: float = 900, runner: str = "tests.helpers.compress_runs"
+) -> dict[str, Run]:
+    """jobs: name -> {"model", "recipe", "data"} or {"case", ...}; all run in one process (``runner``'s cases)."""
     listing = []
     for name, job in jobs.items():
         listing.append({"name": name, "out": str(tmp / name), **job})
     jobs_file = tmp / "jobs.json"
     jobs_file.write_text(json.dumps(listing))
     done = subprocess.run(
-        [sys.executable, "-m", "tests.helpers.compress_runs", str(jobs_file)],
+        [sys.executable, "-m", runner, str(jobs_file)],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -77,6 +77,15 @@ from ._common import emit_json, json_option, progress_printer, store_option
     metavar="MODULE:FUNCTION",
     help="metric(y_true, y_pred) -> float on numpy arrays, reported and used as the headline figure.",
 )
+@click.option(
+    "--custom-objects",
+    "custom_objects",
+    multiple=True,
+    metavar="MODULE:ATTR",
+    help="The code of the model's custom layers (repeatable): ATTR is a dict name → class, a function returning "
+    "one, or a class or function. MODULE is looked for in the current folder, then the model's folder, then the "
+    "Python path; or give a file: path/to/layers.py:ATTR.",
+)
 @json_option
 @store_option
 def command(
@@ -98,6 +107,7 @@ def command(
     tasks: tuple[str, ...],
     loss: str | None,
     metric: str | None,
+    custom_objects: tuple[str, ...],
     as_json: bool,
     store: str,
 ) -> None:
@@ -115,6 +125,7 @@ def command(
       edgeprof compress model.keras -o out --data data.npz --quantize dynamic --runtime tflite-runtime-2.14
       edgeprof compress model.keras -o out --data data.npz --recipe examples/recipes/prune-cluster-int8.toml
       edgeprof compress autoencoder.h5 -o out --data machine.npz --quantize int8 --task reconstruction
+      edgeprof compress kws.h5 -o out --data kws.npz --quantize int8 --custom-objects my_layers:CUSTOM_OBJECTS
     """
     step_flags = (prune, cluster, quantize, epochs, batch_size, learning_rate, representative_samples)
     if recipe_file and (any(v is not None for v in step_flags) or int8_io or structure != "unstructured"):
@@ -153,6 +164,7 @@ def command(
         metric=metric,
         store=store,
         progress=progress_printer(not as_json),
+        custom_objects=list(custom_objects) or None,
     )
     if as_json:
         emit_json(result.manifest)

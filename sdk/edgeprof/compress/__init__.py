@@ -19,19 +19,23 @@ import sys as _sys
 import types as _types
 from typing import Any as _Any
 
+from .autoencoder import AutoencoderStep
 from .distill import DistillStep
 from .l1 import L1Step
 from .lowrank import LowRankStep
+from .pca import PCAStep
 from .pipeline import STEP_FUNCTIONS, CompressionResult, compress
 from .recipe import ClusterStep, PruneStep, QuantizeStep, Recipe, Step, Training, register_step
 
 __all__ = [
     "STEP_FUNCTIONS",
+    "AutoencoderStep",
     "ClusterStep",
     "CompressionResult",
     "DistillStep",
     "L1Step",
     "LowRankStep",
+    "PCAStep",
     "PruneStep",
     "QuantizeStep",
     "Recipe",

@@ -16,7 +16,7 @@ from .._version import __version__
 from ..data import Dataset, load_data
 from ..errors import CompressionError, DataError
 from ..modelfile import ModelFile, gzip_size, sha256_bytes
-from . import analysis, cluster, distill, evaluate, export, l1, lowrank, models, prune
+from . import analysis, autoencoder, cluster, distill, evaluate, export, l1, lowrank, models, pca, prune
 from . import quantize as quantize_step
 from .recipe import ClusterStep, PruneStep, QuantizeStep, Recipe, Step
 
@@ -29,6 +29,8 @@ STEP_FUNCTIONS: dict[str, Callable[..., tuple[Any, dict[str, Any]]]] = {
     l1.L1Step.kind: l1.apply,
     lowrank.LowRankStep.kind: lowrank.apply,
     distill.DistillStep.kind: distill.apply,
+    pca.PCAStep.kind: pca.apply,
+    autoencoder.AutoencoderStep.kind: autoencoder.apply,
 }
 
 
@@ -190,6 +192,7 @@ def compress(
     metric: str | Callable | None = None,
     store: Any = "default",
     progress: Progress | None = None,
+    custom_objects: models.CustomObjects = None,
 ) -> CompressionResult:
     """Apply ``recipe`` to a Keras model, export TFLite to ``out/model.tflite`` and write ``out/manifest.json``.
 
@@ -197,8 +200,9 @@ def compress(
     for fine-tuning) and ``metric`` (``metric(y_true, y_pred) -> float`` on numpy arrays; its attribute
     ``higher_is_better`` defaults to True) override the recipe's; ``module:function`` strings work too. Without a
     task, it is inferred from the model's output and the data where only one reading fits.
+    ``custom_objects``: the code of custom layers in a model file (a dict name → class, or ``"module:attr"`` specs).
     """
-    with _tf.quiet_native():
+    with _tf.quiet_native(), models.custom_object_scope(model, custom_objects):
         return _compress(model, recipe, data, out, task=task, loss=loss, metric=metric, store=store, progress=progress)
 
 
