@@ -202,6 +202,12 @@ def compress(
     task, it is inferred from the model's output and the data where only one reading fits.
     ``custom_objects``: the code of custom layers in a model file (a dict name → class, or ``"module:attr"`` specs).
     """
+    # Refused before TensorFlow loads (the custom-object scope needs tf_keras).
+    if data is None:
+        raise DataError(
+            "compress needs data to fine-tune, calibrate and evaluate on",
+            "pass --data data.npz (x_train, y_train, x_test, y_test) or builtin:digits",
+        )
     with _tf.quiet_native(), models.custom_object_scope(model, custom_objects):
         return _compress(model, recipe, data, out, task=task, loss=loss, metric=metric, store=store, progress=progress)
 
@@ -221,11 +227,6 @@ def _compress(
     say = progress or (lambda _msg: None)
     recipe = recipe or Recipe()
     started = time.perf_counter()
-    if data is None:
-        raise DataError(
-            "compress needs data to fine-tune, calibrate and evaluate on",
-            "pass --data data.npz (x_train, y_train, x_test, y_test) or builtin:digits",
-        )
     runtime = None
     if recipe.runtime:
         from ..tflite import compat
