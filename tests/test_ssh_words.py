@@ -185,14 +185,16 @@ def test_a_missing_identity_file_is_named_at_once_and_no_board_is_blamed(
     assert len(failed) == 2 and all(line.endswith("and ~/.ssh/id_*") for line in failed), failed
 
 
+@pytest.mark.parametrize("verbose", [False, True], ids=["plain", "verbose"])
 def test_ctrl_c_in_a_fleet_says_interrupted_not_failed(
-    bed: TestBed, healthy: list[Board], isolated: Path, models: Path
+    bed: TestBed, healthy: list[Board], isolated: Path, models: Path, verbose: bool
 ) -> None:
     chosen = healthy[:2]
     write_config(bed, isolated, chosen)
     proc = cli_process(
         "profile", str(models / "float.tflite"), "--target", ",".join(b.name for b in chosen),
-        "--min-seconds", "60", "--max-seconds", "120", "--warmup-seconds", "0", "--idle-seconds", "0", "--verbose",
+        "--min-seconds", "60", "--max-seconds", "120", "--warmup-seconds", "0", "--idle-seconds", "0",
+        *(["--verbose"] if verbose else []),
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while not all(bed.processes(b, AGENT) for b in chosen) and time.monotonic() < deadline and proc.poll() is None:
@@ -201,8 +203,9 @@ def test_ctrl_c_in_a_fleet_says_interrupted_not_failed(
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
-    for board in chosen:
-        assert f"{board.name}: interrupted" in err, err
+    if verbose:
+        for board in chosen:
+            assert f"{board.name}: interrupted" in err, err
     assert "FAILED" not in err and "went away" not in err, err
     assert err.rstrip().endswith("edgeprof: interrupted")
 
