@@ -193,8 +193,10 @@ def test_target_overrides_most_specific_wins() -> None:
 def test_the_example_budget_and_workflow_are_usable() -> None:
     budget = Budget.from_file(ROOT / "examples" / "ci" / "budget.toml")
     assert budget.limits_for("local")["p90_ms"] == 1.0 and budget.limits_for("rpi-5")["peak_memory_mib"] == 128
-    workflow = (ROOT / "examples" / "ci" / "model-budget.yml").read_text()
-    commands = re.findall(r"\bedgeprof (\w+)", workflow)
+    import yaml
+
+    steps = yaml.safe_load((ROOT / "examples" / "ci" / "model-budget.yml").read_text())["jobs"]["budget"]["steps"]
+    commands = re.findall(r"\bedgeprof (\w+)", "\n".join(step.get("run", "") for step in steps))
     assert {"compress", "check", "report"} <= set(commands)
     for command in set(commands):
         assert run_cli(command, "--help").returncode == 0, command
