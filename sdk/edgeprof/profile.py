@@ -382,6 +382,8 @@ def profile(
     lat = result.latency_ms
     stored = f", stored as #{result.id}" if result.id is not None else ""
     done = f"done: median {_table.ms(lat['median'])} ms, p90 {_table.ms(lat['p90'])} ms{stored}"
+    if result.device.get("emulated"):
+        done += " (EMULATED: not a speed figure)"
     log.info("%s: %s", target.name, done)
     if on_progress is not None:
         on_progress(Progress(target.name, "done", done, final=True))

@@ -400,8 +400,10 @@ def setup_command(name: str, wheels: str | None, runtime: str | None, as_json: b
           numpy ai-edge-litert -d wheels/ && edgeprof targets setup kitchen-pi --wheels wheels/
     """
     from ..provision import setup_board
+    from . import _progress
 
-    report = setup_board(name, wheels=wheels, runtime=runtime, on_line=lambda line: click.echo(line, err=True))
+    with _progress.display(not as_json) as shown:
+        report = setup_board(name, wheels=wheels, runtime=runtime, on_progress=shown)
     if as_json:
         emit_json(report.__dict__)
     else:
