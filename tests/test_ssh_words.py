@@ -22,7 +22,7 @@ import edgeprof
 from edgeprof.errors import TransportError
 from edgeprof.targets import resolve_target
 from tests.conftest import run_cli
-from tests.testbed import QUICK_CLI, Board, TestBed, cli_process, write_config
+from tests.testbed import QUICK_CLI, Board, LineReader, TestBed, cli_process, write_config
 
 pytestmark = pytest.mark.ssh
 
@@ -191,17 +191,26 @@ def test_ctrl_c_in_a_fleet_says_interrupted_not_failed(
 ) -> None:
     chosen = healthy[:2]
     write_config(bed, isolated, chosen)
+    before = {b.name: set(bed.processes(b, AGENT)) for b in chosen}  # agents of other tests are not ours
+
+    def ours_running() -> bool:
+        return all(set(bed.processes(b, AGENT)) - before[b.name] for b in chosen)
+
     proc = cli_process(
         "profile", str(models / "float.tflite"), "--target", ",".join(b.name for b in chosen),
         "--min-seconds", "60", "--max-seconds", "120", "--warmup-seconds", "0", "--idle-seconds", "0",
         *(["--verbose"] if verbose else []),
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    while not all(bed.processes(b, AGENT) for b in chosen) and time.monotonic() < deadline and proc.poll() is None:
+    while not ours_running() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
     time.sleep(1)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=20)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # never leave it holding the boards for the next tests
+        raise AssertionError(f"edgeprof did not stop within 30 s of Ctrl-C: {proc.communicate()[1]}") from None
     assert proc.returncode == 130, err
     if verbose:
         for board in chosen:
@@ -250,3 +259,32 @@ def test_trust_compares_keys_of_the_same_type_on_a_board_with_two_host_keys(
     assert "not a changed one" in recorded.stderr and "DIFFERENT" not in recorded.stderr
     assert len(known.read_text().splitlines()) == 2  # the rsa line stays, the ed25519 line is added
     assert resolve_target(board.name).connect().run(["true"]).ok
+
+
+def test_ctrl_c_also_stops_a_board_that_still_waits_for_its_lock(
+    bed: TestBed, healthy: list[Board], isolated: Path, models: Path
+) -> None:
+    from edgeprof.deploy import board_lock
+
+    chosen = healthy[2:4]
+    write_config(bed, isolated, chosen)
+    with board_lock(resolve_target(chosen[1].name)):  # another job holds the second board
+        proc = cli_process(
+            "profile", str(models / "float.tflite"), "--target", ",".join(b.name for b in chosen),
+            "--min-seconds", "60", "--max-seconds", "120", "--warmup-seconds", "0", "--idle-seconds", "0", "-v",
+        )  # fmt: skip
+        assert proc.stderr is not None
+        lines = LineReader(proc.stderr)
+        lines.wait_for(lambda line: f"{chosen[1].name}: waiting for the board" in line, timeout=60)
+        lines.wait_for(lambda line: f"{chosen[0].name}: measuring" in line, timeout=60)
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=30)  # not after the other job, nor after --wait-seconds
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError(f"edgeprof did not stop within 30 s of Ctrl-C: {lines.text()}") from None
+    assert code == 130, lines.text()
+    lines.wait_for(lambda line: line == "edgeprof: interrupted", timeout=5)
+    for board in chosen:
+        assert f"{board.name}: interrupted" in lines.text(), lines.text()
+    assert "FAILED" not in lines.text()

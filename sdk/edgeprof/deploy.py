@@ -181,10 +181,23 @@ sys.exit(child.wait())
 
 _live_boards: set[Board] = set()
 _live_lock = threading.Lock()
+_aborted = threading.Event()
+
+
+def _check_aborted(target: Target) -> None:
+    if _aborted.is_set():
+        raise TransportError(f"{target.name}: stopped before it began (interrupted)", "run the profile again")
+
+
+def reset_abort() -> None:
+    """Allow new board connections again after :func:`abort_all` (a new fleet begins)."""
+    _aborted.clear()
 
 
 def abort_all() -> None:
-    """Drop every open board connection (Ctrl-C in a fleet): each board's reaper then stops its agent."""
+    """Drop every open board connection (Ctrl-C in a fleet): each board's reaper then stops its agent. Boards that
+    were still waiting for their lock or connecting do not start either (until :func:`reset_abort`)."""
+    _aborted.set()
     with _live_lock:
         boards = list(_live_boards)
     for board in boards:
@@ -406,6 +419,7 @@ def board_lock(target: Target, on_event: EventHandler | None = None, timeout: fl
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
+            _check_aborted(target)
             now = _holder(fd)
             if now != holder:  # the first wait, or another job got the board first
                 holder = now
@@ -445,12 +459,14 @@ def connect(
 ) -> Iterator[Board]:
     """A connected :class:`Board`; ``exclusive`` (for measuring) waits until no other profile uses the board,
     at most ``wait_seconds`` (None: for ever)."""
+    _check_aborted(target)
     with board_lock(target, on_event, wait_seconds) if exclusive else contextlib.nullcontext():
         transport = target.connect()
         board = Board(target, transport, on_event)
         with _live_lock:
             _live_boards.add(board)
         try:
+            _check_aborted(target)  # Ctrl-C came while this board waited for its lock: it was not in the list above
             yield board
         finally:
             with _live_lock:

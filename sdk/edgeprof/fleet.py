@@ -203,8 +203,9 @@ def profile_fleet(
                 step=Progress(target.name, "failed", f"FAILED: {outcome.error}", final=True),
             )
 
-    from .deploy import abort_all
+    from .deploy import abort_all, reset_abort
 
+    reset_abort()
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_parallel or len(chosen), thread_name_prefix="board")
     try:
         futures = [pool.submit(run, i, t) for i, t in enumerate(chosen)]
@@ -215,6 +216,7 @@ def profile_fleet(
         interrupted.set()  # first, so that the boards' errors from the closed connections read "interrupted"
         abort_all()  # closes every connection: each board's reaper kills its agent
         pool.shutdown(wait=True, cancel_futures=True)
+        reset_abort()  # every board of this fleet has stopped; later work in this process may connect again
         raise
     pool.shutdown(wait=True)
     fleet.wall_seconds = time.monotonic() - started

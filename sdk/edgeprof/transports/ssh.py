@@ -327,6 +327,7 @@ class SSHTransport(Transport):
         self._hops: list[paramiko.SSHClient] = []
         self._sftp: paramiko.SFTPClient | None = None
         self._lock = threading.Lock()
+        self._closed = False
         self.connect_attempts_made = 0
         self.dead_reason: str | None = None
 
@@ -553,6 +554,10 @@ class SSHTransport(Transport):
         with self._lock:
             if self._client is not None:
                 return self._client
+            if self._closed:  # closed on purpose (the work is over, or Ctrl-C): never quietly connect again
+                raise TransportError(
+                    f"the connection to {self.name} was closed by edgeprof", "start the work again if it was stopped"
+                )
             self._identity_files(self.endpoint, self.name)  # a typo in the config is not worth three attempts
             attempts = max(1, self.timeouts.connect_attempts)
             delay = 0.5
@@ -748,6 +753,8 @@ class SSHTransport(Transport):
         return buffer.getvalue()
 
     def close(self) -> None:
+        """Drop the connection for good: a later command fails instead of connecting again."""
+        self._closed = True
         for thing in (self._sftp, self._client, *reversed(self._hops)):
             if thing is not None:
                 with contextlib.suppress(Exception):
