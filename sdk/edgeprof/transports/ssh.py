@@ -605,6 +605,8 @@ class SSHTransport(Transport):
         hops: list[paramiko.SSHClient] = []
         try:
             sock, hops = self._tunnel()
+            if isinstance(sock, socket.socket):
+                self._await_greeting(sock, self.endpoint, self.name)
             transport = paramiko.Transport(sock)
             try:
                 options = transport.get_security_options()
