@@ -69,7 +69,7 @@ def fleet_rounds(edgeprof, model: Path, names: list[str], rounds: int) -> dict:
                 key = str(event.get("phase") or event.get("event"))
                 seen.setdefault(name, {}).setdefault(key, time.monotonic() - started)
 
-            fleet = edgeprof.profile_fleet(model, chosen, on_progress=progress)
+            fleet = edgeprof.profile_fleet(model, chosen, on_event=progress)
             phases[len(chosen)].extend(seen.values())
             walls[len(chosen)].append(time.monotonic() - started)
             cpu[len(chosen)].append((system_cpu_seconds() - busy, time.process_time() - mine))

@@ -138,7 +138,7 @@ def test_from_store_checks_the_newest_run_of_every_model(
     budget = _budget(tmp_path, "[limits]\np90_ms = 1000\ngzip_kib = 1\n")
     done, data = _check("--budget", str(budget), "--from-store", "--store", str(store), "--json")
     assert data is not None
-    rows = {(c["model"], c["metric"]): c for c in data["checks"]}
+    rows = {(Path(c["model"]).name, c["metric"]): c for c in data["checks"]}  # labels: "models0/float.tflite"
     assert set(rows) == {(m, k) for m in ("float.tflite", "int8.tflite") for k in ("p90_ms", "gzip_kib")}
     assert rows[("float.tflite", "p90_ms")]["profile_id"] == newest.id
     # The float model's gzip size is far above 1 KiB: a breach.
@@ -146,7 +146,7 @@ def test_from_store_checks_the_newest_run_of_every_model(
     _only, only_data = _check(
         "--budget", str(budget), "--from-store", "--store", str(store), "--model", "int8.tflite", "--json"
     )
-    assert only_data is not None and {c["model"] for c in only_data["checks"]} == {"int8.tflite"}
+    assert only_data is not None and {Path(c["model"]).name for c in only_data["checks"]} == {"int8.tflite"}
 
 
 @pytest.mark.parametrize(
@@ -193,8 +193,82 @@ def test_target_overrides_most_specific_wins() -> None:
 def test_the_example_budget_and_workflow_are_usable() -> None:
     budget = Budget.from_file(ROOT / "examples" / "ci" / "budget.toml")
     assert budget.limits_for("local")["p90_ms"] == 1.0 and budget.limits_for("rpi-5")["peak_memory_mib"] == 128
-    workflow = (ROOT / "examples" / "ci" / "model-budget.yml").read_text()
-    commands = re.findall(r"\bedgeprof (\w+)", workflow)
+    import yaml
+
+    steps = yaml.safe_load((ROOT / "examples" / "ci" / "model-budget.yml").read_text())["jobs"]["budget"]["steps"]
+    commands = re.findall(r"\bedgeprof (\w+)", "\n".join(step.get("run", "") for step in steps))
     assert {"compress", "check", "report"} <= set(commands)
     for command in set(commands):
         assert run_cli(command, "--help").returncode == 0, command
+
+
+def test_a_failing_row_says_by_how_much_and_the_label_tells_files_apart(
+    compressed: dict[str, Any], tmp_path: Path
+) -> None:
+    budget = _budget(tmp_path, "[limits]\ngzip_kib = 1\n")
+    done = run_cli("check", "--budget", str(budget), str(compressed["model"]), "--store", str(compressed["store"]))
+    assert done.returncode == 1
+    (row,) = [line for line in done.stdout.splitlines() if "gzip size" in line]
+    assert re.search(r"FAIL\s+\d+\.\d KiB over$", row), row  # the size is shown; it is not "unknown"
+    assert "size unknown" not in done.stdout
+    assert row.startswith("int8/model.tflite (quantize int8)"), row  # folder and recipe: not just "model.tflite"
+
+
+def test_pass_with_unknown_limits_says_what_was_not_measured(compressed: dict[str, Any], tmp_path: Path) -> None:
+    budget = _budget(tmp_path, "[limits]\np90_ms = 1000\nenergy_mj = 1.0\n")
+    done = run_cli("check", "--budget", str(budget), str(compressed["model"]), "--store", str(compressed["store"]))
+    assert done.returncode == 0
+    assert "every limit is met" not in done.stdout
+    assert "PASS: 1 of 2 limits met; 1 unknown (not measured" in done.stdout and "--strict" in done.stdout
+
+
+def test_accuracy_comes_from_the_manifest_beside_the_model(
+    compressed: dict[str, Any], tmp_path: Path, models: Path
+) -> None:
+    budget = _budget(tmp_path, "[limits]\naccuracy_drop_pp = 50\n")
+    fresh = tmp_path / "fresh.db"  # a store that never saw the compression: a CI job with a clean workspace
+    done, data = _check("--budget", str(budget), str(compressed["model"]), "--store", str(fresh), "--json")
+    assert done.returncode == 0 and data is not None
+    (acc,) = data["checks"]
+    m = compressed["manifest"]
+    assert acc["status"] == "pass"
+    assert acc["value"] == pytest.approx(
+        100 * (m["source"]["metrics"]["accuracy"] - m["tflite"]["metrics"]["accuracy"])
+    )
+    assert str(compressed["model"].with_name("manifest.json")) in acc["reason"]
+    # negative controls: the file alone, and beside a manifest that describes another file, have no accuracy
+    alone = tmp_path / "alone" / "model.tflite"
+    alone.parent.mkdir()
+    alone.write_bytes(compressed["model"].read_bytes())
+    other = tmp_path / "other" / "model.tflite"
+    other.parent.mkdir()
+    other.write_bytes((models / "int8.tflite").read_bytes())
+    (other.parent / "manifest.json").write_text(json.dumps(m))
+    for path in (alone, other):
+        _, data = _check("--budget", str(budget), str(path), "--store", str(fresh), "--json")
+        assert data is not None and data["checks"][0]["status"] == "unknown", path
+
+
+def test_replicates_gate_on_the_upper_confidence_bound(compressed: dict[str, Any], tmp_path: Path) -> None:
+    from scipy.stats import t
+
+    store = tmp_path / "replicates.db"
+    runs = [edgeprof.profile(compressed["model"], "local", store=store, **PROFILE) for _ in range(3)]
+    p90s = [r.latency_ms["p90"] for r in runs]
+    mean = sum(p90s) / 3
+    sd = (sum((x - mean) ** 2 for x in p90s) / 2) ** 0.5
+    bound = mean + t.ppf(0.95, 2) * sd / 3**0.5
+    limit = (mean + bound) / 2  # within budget on average, but not with 95 % confidence
+    budget = _budget(tmp_path, f"[limits]\np90_ms = {limit}\n")
+    done, data = _check("--budget", str(budget), str(compressed["model"]), "--store", str(store), "--replicates",
+                        "3", "--json")  # fmt: skip
+    assert data is not None, done.stderr
+    (p90,) = data["checks"]
+    assert sorted(p90["profile_ids"]) == sorted(r.id for r in runs)  # the stored runs: nothing profiled again
+    assert p90["value"] == pytest.approx(bound) and p90["mean"] == pytest.approx(mean)
+    assert p90["status"] == "FAIL" and done.returncode == 1
+    more = run_cli("check", "--budget", str(budget), str(compressed["model"]), "--store", str(store),
+                   "--replicates", "4", "--runs", "50")  # fmt: skip
+    assert (
+        "profiling model.tflite on local (run 4 of 4)" in more.stderr and "95% upper bound over 4 runs" in more.stdout
+    )

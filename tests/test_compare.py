@@ -17,6 +17,7 @@ import pytest
 
 import edgeprof
 from edgeprof.compare import NO_CHANGE, compare, samples_of
+from edgeprof.errors import StoreError
 from edgeprof.store import open_store
 from tests.conftest import run_cli
 from tests.helpers.mobilenet import build_once
@@ -97,12 +98,17 @@ def test_several_runs_a_side_measure_their_own_noise(runs: dict[str, Any]) -> No
     spreads = [max(m) / min(m) - 1 for m in (result["a"]["run_medians_ms"], result["b"]["run_medians_ms"])]
     assert result["min_change"] == pytest.approx(max(0.02, *spreads))
     assert "spread of run medians" in result["band_from"]
-    # Negative control: mix float and int8 runs on both sides; each side's own spread now covers the difference.
-    mixed = compare(
-        [_record(runs["store"], runs["f32_a"]), _record(runs["store"], runs["int8"])],
-        [_record(runs["store"], runs["f32_b"]), _record(runs["store"], runs["int8_b"])],
+    # Negative control: runs of one model whose medians spread by 30 % within each side; that spread now covers
+    # the difference, so there is no significant change.
+    a, b = _record(runs["store"], runs["f32_a"]), _record(runs["store"], runs["f32_b"])
+    noisy = compare(
+        [a, {**a, "samples_ms": [x * 1.3 for x in a["samples_ms"]]}],
+        [{**b, "samples_ms": [x * k for x in b["samples_ms"]]} for k in (1.2, 1.5)],
     )
-    assert mixed.verdict == NO_CHANGE and mixed.min_change > 0.1
+    assert noisy.verdict == NO_CHANGE and noisy.min_change > 0.1
+    # and different models are never pooled on one side: that would average two things into one
+    with pytest.raises(StoreError, match=r"side A .* mixes different models"):
+        compare([a, _record(runs["store"], runs["int8"])], [b])
 
 
 def test_a_run_against_itself_and_against_a_known_shift(runs: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ def test_prune_cluster_int8_from_flags(models: Path, tmp_path: Path) -> None:
         "3",
     )
     assert done.returncode == 0, done.stderr
+    assert "step 1/3" in done.stderr and "batches" not in done.stderr and "\x1b[" not in done.stderr  # no bars here
     manifest = json.loads((out / "manifest.json").read_text())
     info, _ = open_tflite(out / "model.tflite")
     assert manifest["tflite"]["sha256"] == info.sha256

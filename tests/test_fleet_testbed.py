@@ -1,5 +1,5 @@
 """Fleets on the test bed: boards in parallel, one live line each, failures reported while the others finish, and
-one profile per board at a time, also across processes."""
+one profile per board at a time, also across processes. The timelines come from ``--verbose``'s log lines."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from tests.testbed import QUICK_CLI, Board, LineReader, TestBed, cli_process, ne
 
 pytestmark = pytest.mark.ssh
 
-STAMP = re.compile(r"\[\s*([0-9.]+) s\] (\S+)\s+(.*)")
+STAMP = re.compile(r"\[\s*([0-9.]+) s\] ([\w.-]+): (.*)")
 
 
 def _phases(text: str) -> dict[str, dict[str, float]]:
-    """board -> {first phase word: seconds since the CLI started}, from the non-TTY progress lines."""
+    """board -> {first phase word: seconds since the CLI started}, from the --verbose log lines."""
     seen: dict[str, dict[str, float]] = {}
     for line in text.splitlines():
         match = STAMP.match(line)
@@ -39,7 +39,7 @@ def test_four_boards_at_once(bed: TestBed, boards: list[Board], isolated: Path, 
     write_config(bed, isolated, boards, groups={"lab": ["board-*"]})
     proc = cli_process(
         "profile", str(models / "float.tflite"), "--target", "lab", "--min-seconds", "1.5", "--warmup-seconds", "0",
-        "--idle-seconds", "0",
+        "--idle-seconds", "0", "--verbose",
     )  # fmt: skip
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err
@@ -62,7 +62,7 @@ def test_a_board_whose_link_drops_mid_upload_fails_alone_and_fast(
     write_config(bed, isolated, [*others, victim])
     bed.rate_limit(victim, "8mbit")  # its upload takes ≈ 8 s: we cut the link in the middle
     proc = cli_process(
-        "profile", str(big_model), "--target", "board-1,board-2,board-3,victim", *QUICK_CLI,
+        "profile", str(big_model), "--target", "board-1,board-2,board-3,victim", *QUICK_CLI, "--verbose",
     )  # fmt: skip
     assert proc.stderr is not None
     lines = LineReader(proc.stderr)
@@ -86,7 +86,7 @@ def test_one_profile_per_board_even_across_processes(
     bed: TestBed, boards: list[Board], isolated: Path, models: Path
 ) -> None:
     write_config(bed, isolated, boards)
-    args = ["--min-seconds", "2", "--warmup-seconds", "0", "--idle-seconds", "0"]
+    args = ["--min-seconds", "2", "--warmup-seconds", "0", "--idle-seconds", "0", "--verbose"]
     started = time.monotonic()
     first = cli_process("profile", str(models / "float.tflite"), "--target", "board-1,board-2", *args)
     time.sleep(0.3)
@@ -116,11 +116,11 @@ def test_two_names_for_one_board_share_its_lock(
 
     def progress(name: str, event: dict) -> None:
         with lock:
-            if event.get("phase") == "measure" or event.get("event") == "done":
+            if (event.get("event"), event.get("phase")) == ("phase", "measure") or event.get("event") == "done":
                 windows.setdefault(name, []).append(time.monotonic())
 
     fleet = edgeprof.profile_fleet(
-        models / "float.tflite", [board.name, "same-board"], on_progress=progress, min_seconds=1.0, idle_seconds=0
+        models / "float.tflite", [board.name, "same-board"], on_event=progress, min_seconds=1.0, idle_seconds=0
     )
     assert fleet.ok, [o.error for o in fleet.outcomes]
     (_, first_end), (second_start, _) = sorted(windows.values())

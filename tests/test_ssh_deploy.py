@@ -256,6 +256,13 @@ def test_setup_installs_numpy_and_litert_from_wheels(bed: TestBed, fresh_board, 
     assert row["python_path"].endswith("venv/bin/python") and "ai_edge_litert 2.3.0" in row["runtimes"]
     profiled = run_cli("profile", str(models / "int8.tflite"), "--target", board.name, *QUICK_CLI, "--json")
     assert profiled.returncode == 0, profiled.stderr
+    # a python setting (here the board's bare system Python, without LiteRT) wins over the venv: check says so,
+    # instead of sending the user to run 'targets setup' again
+    write_config(bed, isolated, [board], extra={board.name: {"python": "/usr/bin/python3"}})
+    pinned = run_cli("targets", "check", board.name)
+    assert pinned.returncode == 1
+    assert f"the python that [targets.{board.name}]" in pinned.stderr and "venv/bin/python" in pinned.stderr
+    assert "remove python from" in pinned.stderr and "run 'edgeprof targets setup" not in pinned.stderr
     # a folder without wheels is refused with the fix
     empty = isolated / "empty"
     empty.mkdir()

@@ -13,12 +13,14 @@ import time
 from .protocol import BAD_REQUEST, AgentError
 
 
-def timed_loop(invoke, min_runs, min_seconds, max_seconds, pause_s=0.0, keep=True):
+def timed_loop(invoke, min_runs, min_seconds, max_seconds, pause_s=0.0, keep=True, tick=None, tick_every=0.5):
     """``(samples_ms, started, ended)``; ``started``/``ended`` are perf_counter values bounding the loop.
 
     Samples go into an ``array('d')`` (8 bytes each, not a 32-byte Python float in a list), so that a fast model's
     millions of samples barely move the peak RSS we report. With ``keep=False`` (the warm-up) only the count and
-    the sum are kept: ``samples_ms`` is then ``(count, total_ms)``.
+    the sum are kept: ``samples_ms`` is then ``(count, total_ms)``. ``tick(runs, seconds)`` is called every
+    ``tick_every`` seconds, between two runs and outside the timed region, so the host can show progress and tell
+    a long measurement from a hung agent.
     """
     clock = time.perf_counter
     sleep = time.sleep
@@ -27,6 +29,7 @@ def timed_loop(invoke, min_runs, min_seconds, max_seconds, pause_s=0.0, keep=Tru
     count = 0
     total = 0.0
     started = clock()
+    next_tick = started + tick_every if tick is not None else float("inf")
     if min_runs <= 0 and min_seconds <= 0:  # no warm-up asked for: none done
         return (samples if keep else (0, 0.0)), started, started
     while True:
@@ -41,6 +44,9 @@ def timed_loop(invoke, min_runs, min_seconds, max_seconds, pause_s=0.0, keep=Tru
         elapsed = t1 - started
         if (count >= min_runs and elapsed >= min_seconds) or elapsed >= max_seconds:
             return (samples if keep else (count, total)), started, t1
+        if t1 >= next_tick:
+            tick(count, elapsed)
+            next_tick = clock() + tick_every
         if pause_s:
             sleep(pause_s)
 

@@ -154,7 +154,12 @@ def profile(args, emit):
         if meter is not None:
             meter.start()
         samples, m0, m1 = latency.timed_loop(
-            invoke, opts["runs"], opts["min_seconds"], opts["max_seconds"], opts["pause_ms"] / 1000.0
+            invoke,
+            opts["runs"],
+            opts["min_seconds"],
+            opts["max_seconds"],
+            opts["pause_ms"] / 1000.0,
+            tick=lambda runs, seconds: emit("progress", phase="measure", runs=runs, seconds=round(seconds, 3)),
         )
         if meter is not None:
             meter.stop()

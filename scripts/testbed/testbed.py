@@ -112,6 +112,7 @@ class Board:
     pid: int | None = None
     impairer_pid: int | None = None
     cgroup: str | None = None  # a CPU quota's cgroup folder, see TestBed.cpu_quota
+    host_key_types: tuple[str, ...] = ("ed25519",)  # sshd offers every one of them (ssh-keygen -t names)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -126,7 +127,11 @@ class Board:
 
     @property
     def host_key_pub(self) -> Path:
-        return Path(self.state) / "ssh_host_ed25519_key.pub"
+        return self.host_key_pub_of("ed25519")
+
+    def host_key_pub_of(self, kind: str) -> Path:
+        """The public host key of one type (``ed25519``, ``ecdsa``, ``rsa``)."""
+        return Path(self.state) / f"ssh_host_{kind}_key.pub"
 
 
 class TestBed:
@@ -168,19 +173,22 @@ class TestBed:
 
     # -- boards -----------------------------------------------------------------------------------------------
 
-    def _write_sshd_files(self, state: Path, listen: str, port: int, inside: str) -> None:
-        """Host key, authorized key and sshd_config; ``inside`` is how sshd sees ``state`` (differs in a chroot)."""
+    def _write_sshd_files(
+        self, state: Path, listen: str, port: int, inside: str, key_types: tuple[str, ...] = ("ed25519",)
+    ) -> None:
+        """Host keys, authorized key and sshd_config; ``inside`` is how sshd sees ``state`` (differs in a chroot)."""
         state.mkdir(parents=True, exist_ok=True)
-        key = state / "ssh_host_ed25519_key"
-        if not key.exists():
-            _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", state.name, "-f", str(key))
+        for kind in key_types:
+            key = state / f"ssh_host_{kind}_key"
+            if not key.exists():
+                _run("ssh-keygen", "-q", "-t", kind, "-N", "", "-C", state.name, "-f", str(key))
         shutil.copy(f"{self.key}.pub", state / "authorized_keys")
         (state / "sshd_config").write_text(
             "\n".join(
                 [
                     f"ListenAddress {listen}",
                     f"Port {port}",
-                    f"HostKey {inside}/ssh_host_ed25519_key",
+                    *(f"HostKey {inside}/ssh_host_{kind}_key" for kind in key_types),
                     f"AuthorizedKeysFile {inside}/authorized_keys",
                     f"PidFile {inside}/sshd.pid",
                     "StrictModes no",
@@ -198,25 +206,33 @@ class TestBed:
             )
         )
 
-    def add_board(self, name: str | None = None, *, rootfs: str | None = None, python: str | None = None) -> Board:
+    def add_board(
+        self,
+        name: str | None = None,
+        *,
+        rootfs: str | None = None,
+        python: str | None = None,
+        host_key_types: tuple[str, ...] = ("ed25519",),
+    ) -> Board:
+        """A running board; ``host_key_types`` gives its sshd one host key of each type (``ed25519``, ``ecdsa``)."""
         index = max((b.index for b in self.boards.values()), default=0) + 1
         name = name or f"board-{index}"
         state = self.root / "boards" / name
         (state / "home").mkdir(parents=True, exist_ok=True)
         if self.mode == "netns":
-            board = self._add_netns_board(name, index, state, rootfs)
+            board = self._add_netns_board(name, index, state, rootfs, host_key_types)
         else:
             if rootfs:
                 raise RuntimeError("an emulated board needs root (namespaces and a chroot)")
-            board = self._add_loopback_board(name, index, state)
+            board = self._add_loopback_board(name, index, state, host_key_types)
         if python:
             board.python = python
         self.save()
         return board
 
-    def _add_loopback_board(self, name: str, index: int, state: Path) -> Board:
+    def _add_loopback_board(self, name: str, index: int, state: Path, key_types: tuple[str, ...]) -> Board:
         port = _free_port()
-        self._write_sshd_files(state, "127.0.0.1", port, str(state))
+        self._write_sshd_files(state, "127.0.0.1", port, str(state), key_types)
         board = Board(
             name=name,
             index=index,
@@ -226,6 +242,7 @@ class TestBed:
             state=str(state),
             hostname=socket.gethostname(),
             workdir=str(state / "home" / ".edgeprof"),
+            host_key_types=key_types,
         )
         if is_root():  # a home of its own (see _private_passwd), so the host's ~/.bashrc does not run per command
             self._private_passwd(state)
@@ -242,7 +259,9 @@ class TestBed:
         fields[5] = str(state / "home")
         (state / "passwd").write_text("\n".join([":".join(fields), *passwd[1:]]) + "\n")
 
-    def _add_netns_board(self, name: str, index: int, state: Path, rootfs: str | None) -> Board:
+    def _add_netns_board(
+        self, name: str, index: int, state: Path, rootfs: str | None, key_types: tuple[str, ...]
+    ) -> Board:
         ns = f"ep{self.tag}-{index}"
         host_veth, board_veth = f"e{self.tag}{index:02d}h", f"e{self.tag}{index:02d}b"
         host_ip, board_ip = f"10.{self.subnet}.{index}.1", f"10.{self.subnet}.{index}.2"
@@ -267,16 +286,17 @@ class TestBed:
             netns=ns,
             host_veth=host_veth,
             rootfs=rootfs,
+            host_key_types=key_types,
         )
         self.boards[name] = board  # from here on, down() cleans it up
         if rootfs:
             inside = "/etc/edgeprof-board"
             Path(rootfs, inside.lstrip("/")).mkdir(parents=True, exist_ok=True)
             Path(rootfs, "run/sshd").mkdir(parents=True, exist_ok=True)
-            self._write_sshd_files(state, board_ip, 22, inside)
+            self._write_sshd_files(state, board_ip, 22, inside, key_types)
             board.python = "/opt/edgeprof-venv/bin/python"
         else:
-            self._write_sshd_files(state, board_ip, 22, str(state))
+            self._write_sshd_files(state, board_ip, 22, str(state), key_types)
             self._private_passwd(state)
         self._start_sshd(board)
         return board
@@ -327,10 +347,11 @@ class TestBed:
 
     # -- the edgeprof.toml for the boards ------------------------------------------------------------------------
 
-    def known_hosts_lines(self, boards: list[Board] | None = None) -> str:
+    def known_hosts_lines(self, boards: list[Board] | None = None, key_type: str = "ed25519") -> str:
+        """known_hosts lines for the boards' host keys of one type (``ssh-keygen -t`` names it)."""
         lines = []
         for board in boards or list(self.boards.values()):
-            kind, key = board.host_key_pub.read_text().split()[:2]
+            kind, key = board.host_key_pub_of(key_type).read_text().split()[:2]
             name = board.address if board.port == 22 else f"[{board.address}]:{board.port}"
             lines.append(f"{name} {kind} {key}")
         return "\n".join(lines) + "\n"

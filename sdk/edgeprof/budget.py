@@ -15,11 +15,19 @@ A budget file (TOML) holds limits for every target in ``[limits]`` and overrides
 
 Every limit is an upper bound. A figure that was not measured (no power sensor, no compression manifest to take
 accuracy from) is "unknown": reported with its reason, and a breach only with ``strict``.
+
+On a shared machine one measurement is one draw of a noisy process (5-12 % between two processes, FIELD-NOTES).
+With ``replicates=N`` (``edgeprof check --replicates N``) latency and energy limits apply to the one-sided 95 %
+upper confidence bound of the mean over the newest N runs of the model on the target (Student's t over the runs'
+figures; each run its own agent process), and peak memory to the largest of them: a model passes only when it is
+within budget with 95 % confidence, and a single lucky run cannot pass it.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,8 +36,13 @@ from typing import Any
 from . import _table, _toml
 from .errors import EdgeprofError
 from .store import Store
+from .store.labels import Labels
 from .store.lineage import baseline_for, figures_of_merit, latest_by_model
+from .store.schema import is_baseline
 from .store.sql import energy_mj
+
+#: Confidence of the bound a replicated check compares with the limit (one-sided).
+CONFIDENCE = 0.95
 
 
 class BudgetError(EdgeprofError):
@@ -124,15 +137,17 @@ class Budget:
 
 @dataclass
 class Check:
-    model: str
+    model: str  # the model's label: folder, file name and recipe (every compressed file is model.tflite)
     sha256: str
     target: str
     metric: str
     limit: float
-    value: float | None
+    value: float | None  # the figure compared with the limit (with replicates: the upper confidence bound)
     status: str  # "pass", "FAIL" or "unknown"
-    reason: str = ""
-    profile_id: int | None = None
+    reason: str = ""  # unknown: why; FAIL: by how much; pass: a note about the figure, if any
+    profile_id: int | None = None  # the newest run the figure comes from
+    profile_ids: list[int] = field(default_factory=list)  # every run it comes from (replicates)
+    mean: float | None = None  # replicates: the mean of the runs' figures
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,12 +191,18 @@ class BudgetReport:
                     c.reason,
                 ]
             )
-        verdict = (
-            "PASS: every limit is met"
-            if self.passed
-            else f"FAIL: {len(self.breaches)} of {len(self.checks)} checks over budget"
-            + (" or unknown (--strict)" if self.strict and any(c.status == "unknown" for c in self.breaches) else "")
-        )
+        unknown = [c for c in self.checks if c.status == "unknown"]
+        if not self.passed:
+            verdict = f"FAIL: {len(self.breaches)} of {len(self.checks)} checks over budget" + (
+                " or unknown (--strict)" if self.strict and any(c.status == "unknown" for c in self.breaches) else ""
+            )
+        elif unknown:
+            verdict = (
+                f"PASS: {len(self.checks) - len(unknown)} of {len(self.checks)} limits met; {len(unknown)} unknown "
+                "(not measured: see the notes; --strict counts an unknown limit as a breach)"
+            )
+        else:
+            verdict = "PASS: every limit is met"
         return (
             _table.table(["model", "target", "metric", "value", "limit", "status", "note"], rows, align="llllrll")
             + "\n\n"
@@ -189,72 +210,135 @@ class BudgetReport:
         )
 
 
+@dataclass(frozen=True)
+class Figure:
+    """A figure to check, or why there is none (``unknown``), and what a reader should know about it (``note``)."""
+
+    value: float | None
+    unknown: str = ""
+    note: str = ""
+    mean: float | None = None
+    runs: tuple[int, ...] = ()
+
+
 def _evaluate(
     limits: dict[str, float],
     model: str,
     sha256: str,
     target: str,
-    figures: dict[str, tuple[float | None, str]],
-    profile_id: int | None,
+    figures: dict[str, Figure],
 ) -> list[Check]:
     checks = []
     for key in METRICS:
         if key not in limits:
             continue
-        value, reason = figures.get(key, (None, "not measured"))
-        if value is None:
-            status = "unknown"
+        figure = figures.get(key, Figure(None, "not measured"))
+        metric, limit = METRICS[key], limits[key]
+        if figure.value is None:
+            status, reason = "unknown", figure.unknown
+        elif figure.value <= limit + 1e-12:
+            status, reason = "pass", figure.note
         else:
-            status = "pass" if value <= limits[key] + 1e-12 else "FAIL"
-            reason = "" if status == "pass" and key != "accuracy_drop_pp" else reason  # say which figure
-        checks.append(Check(model, sha256, target, key, limits[key], value, status, reason, profile_id))
+            over = f"{format(figure.value - limit, metric.fmt)} {metric.unit} over"
+            status, reason = "FAIL", "; ".join(r for r in (over, figure.note) if r)
+        newest = max(figure.runs) if figure.runs else None
+        runs = list(figure.runs)
+        checks.append(Check(model, sha256, target, key, limit, figure.value, status, reason, newest, runs, figure.mean))
     return checks
 
 
+def upper_bound(values: list[float], confidence: float = CONFIDENCE) -> float:
+    """One-sided upper confidence bound of the mean of ``values`` (Student's t); the value itself for one run."""
+    if len(values) == 1:
+        return values[0]
+    from scipy.stats import t
+
+    n = len(values)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean + float(t.ppf(confidence, n - 1)) * sd / math.sqrt(n)
+
+
+def _replicated(values: list[float], runs: tuple[int, ...], unit: str, fmt: str, note: str = "") -> Figure:
+    if len(values) == 1:
+        return Figure(values[0], note=note, runs=runs)
+    mean = sum(values) / len(values)
+    spread = f"{format(min(values), fmt)}-{format(max(values), fmt)}"
+    said = f"{CONFIDENCE:.0%} upper bound over {len(values)} runs (mean {format(mean, fmt)} {unit}, runs {spread})"
+    return Figure(upper_bound(values), note="; ".join(n for n in (said, note) if n), mean=mean, runs=runs)
+
+
 def _figures(
-    model_row: dict[str, Any] | None,
     size_bytes: int | None,
     gzip_bytes: int | None,
-    profile: dict[str, Any] | None,
+    profiles: list[dict[str, Any]],
     accuracy_drop: tuple[float | None, str],
     target: str,
-) -> dict[str, tuple[float | None, str]]:
-    none = f"no profile run on {target}"
-    figures: dict[str, tuple[float | None, str]] = {
-        "gzip_kib": (gzip_bytes / 1024 if gzip_bytes is not None else None, "size unknown"),
-        "size_kib": (size_bytes / 1024 if size_bytes is not None else None, "size unknown"),
-        "accuracy_drop_pp": accuracy_drop,
+) -> dict[str, Figure]:
+    """The figures of one model on one target: sizes from the file, accuracy from its manifest, the rest from
+    ``profiles`` (its newest stored runs there, newest first; several with replicates)."""
+    drop, why = accuracy_drop
+    figures: dict[str, Figure] = {
+        "gzip_kib": Figure(gzip_bytes / 1024 if gzip_bytes is not None else None, "size unknown"),
+        "size_kib": Figure(size_bytes / 1024 if size_bytes is not None else None, "size unknown"),
+        "accuracy_drop_pp": Figure(drop, why) if drop is None else Figure(drop, note=why),
     }
-    if profile is None:
+    if not profiles:
         for key in ("p90_ms", "median_ms", "p99_ms", "peak_memory_mib", "energy_mj"):
-            figures[key] = (None, none)
+            figures[key] = Figure(None, f"no profile run on {target}")
         return figures
-    record = profile["record"]
-    figures["p90_ms"] = (profile["p90_ms"], "")
-    figures["median_ms"] = (profile["median_ms"], "")
-    figures["p99_ms"] = (profile["p99_ms"], "")
-    peak = profile.get("peak_rss_kb")
-    figures["peak_memory_mib"] = (peak / 1024 if peak else None, "peak RSS not measured")
-    energy = record.get("energy") or {}
-    figures["energy_mj"] = (energy_mj(record), f"no energy measurement ({energy.get('reason', 'no sensor')})")
-    if record.get("throttled"):
-        for key in ("p90_ms", "median_ms", "p99_ms"):
-            value, _ = figures[key]
-            figures[key] = (value, "measured while the board throttled")
+    runs = tuple(int(p["id"]) for p in profiles)
+    throttled = "measured while the board throttled" if any(p["record"].get("throttled") for p in profiles) else ""
+    for key, column in (("p90_ms", "p90_ms"), ("median_ms", "median_ms"), ("p99_ms", "p99_ms")):
+        figures[key] = _replicated([float(p[column]) for p in profiles], runs, "ms", ".3f", throttled)
+    peaks = [p.get("peak_rss_kb") for p in profiles]
+    if all(peaks):
+        note = f"the largest of {len(peaks)} runs" if len(peaks) > 1 else ""
+        figures["peak_memory_mib"] = Figure(max(peaks) / 1024, note=note, runs=runs)  # type: ignore[type-var]
+    else:
+        figures["peak_memory_mib"] = Figure(None, "peak RSS not measured")
+    energies = [energy_mj(p["record"]) for p in profiles]
+    if all(e is not None for e in energies):
+        figures["energy_mj"] = _replicated([float(e) for e in energies if e is not None], runs, "mJ", ".3f")
+    else:
+        energy = next((p["record"].get("energy") or {} for p in profiles if energy_mj(p["record"]) is None), {})
+        figures["energy_mj"] = Figure(None, f"no energy measurement ({energy.get('reason', 'no sensor')})")
     return figures
 
 
-def _accuracy_drop(store: Store, sha256: str) -> tuple[float | None, str]:
+def manifest_beside(model: str | Path, sha256: str) -> dict[str, Any] | None:
+    """The compression run (as the store keeps one) from the ``manifest.json`` written next to ``model`` by
+    ``edgeprof compress``, if that manifest describes this very file."""
+    path = Path(model).with_name("manifest.json")
+    try:
+        manifest = json.loads(path.read_text())
+        if (manifest.get("tflite") or {}).get("sha256") != sha256:
+            return None
+        return {
+            "record": manifest,
+            "model_sha256": sha256,
+            "model_name": Path(model).name,
+            "recipe": manifest.get("recipe_text", ""),
+            "source_sha256": (manifest.get("source") or {}).get("sha256", ""),
+            "is_baseline": is_baseline(manifest),
+            "manifest_path": str(path),
+        }
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _accuracy_drop(store: Store, sha256: str, beside: dict[str, Any] | None = None) -> tuple[float | None, str]:
     compressions = store.compressions()
-    mine = latest_by_model(compressions).get(sha256)
+    mine = latest_by_model(compressions).get(sha256) or beside
     if mine is None:
-        return None, "no compression manifest for this model in the store"
+        return None, "no compression manifest for this model (none in the store, none beside the file)"
     baseline = baseline_for(mine, compressions)  # on the same test set when one is stored
     merit = figures_of_merit(mine, baseline, [], None)
     if merit.accuracy_diff_pp is None:
         return None, "the manifest has no accuracy"
     unit = {"pp": "", "%": ", in % of the baseline's"}.get(merit.accuracy_diff_unit, ", in its own units")
-    return -merit.accuracy_diff_pp, f"{merit.accuracy_metric}{unit} against the {merit.baseline_accuracy_from}"
+    where = f" ({mine['manifest_path']})" if mine.get("manifest_path") else ""
+    return -merit.accuracy_diff_pp, f"{merit.accuracy_metric}{unit} against the {merit.baseline_accuracy_from}{where}"
 
 
 def check_store(
@@ -265,17 +349,22 @@ def check_store(
     target: str | None = None,
     since: str | None = None,
     strict: bool = False,
+    replicates: int = 1,
 ) -> BudgetReport:
-    """Check the newest stored run of every model on every target (filtered like ``edgeprof results list``)."""
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in store.profiles(model=model, target=target, since=since):
-        latest.setdefault((row["model_sha256"], row["target"]), row)
+    """Check the newest stored run (or ``replicates`` runs) of every model on every target, filtered like
+    ``edgeprof results list``."""
+    latest: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in store.profiles(model=model, target=target, since=since):  # newest first
+        runs = latest.setdefault((row["model_sha256"], row["target"]), [])
+        if len(runs) < replicates:
+            runs.append(row)
     models = store.models({sha for sha, _ in latest})
+    labels = Labels(store)
     checks = []
-    for (sha, tgt), row in sorted(latest.items(), key=lambda kv: (kv[1]["model_name"], kv[0][1], kv[0][0])):
+    for (sha, tgt), rows in sorted(latest.items(), key=lambda kv: (kv[1][0]["model_name"], kv[0][1], kv[0][0])):
         info = models.get(sha, {})
-        figures = _figures(info, info.get("size_bytes"), info.get("gzip_bytes"), row, _accuracy_drop(store, sha), tgt)
-        checks += _evaluate(budget.limits_for(tgt), row["model_name"], sha, tgt, figures, row["id"])
+        figures = _figures(info.get("size_bytes"), info.get("gzip_bytes"), rows, _accuracy_drop(store, sha), tgt)
+        checks += _evaluate(budget.limits_for(tgt), labels.of_profile(rows[0]), sha, tgt, figures)
     return BudgetReport(checks, strict)
 
 
@@ -289,30 +378,35 @@ def check_model(
     strict: bool = False,
     profile_options: dict[str, Any] | None = None,
     say: Callable[[str], None] | None = None,
+    replicates: int = 1,
 ) -> BudgetReport:
-    """Check one .tflite file: its size now, its accuracy from the store, its runs on each target.
+    """Check one .tflite file: its size now, its accuracy from its manifest, its runs on each target.
 
     Targets: ``targets``, else those the budget names, else those the model was profiled on, else ``local``.
-    A target without a stored run of this exact file (same SHA-256) is profiled now, and so is every target when
-    ``measure`` is set; those runs are stored like any other.
+    A target with fewer than ``replicates`` stored runs of this exact file (same SHA-256) gets the missing ones
+    profiled now, each in its own agent process (``measure``: all of them anew); those runs are stored like any
+    other. The accuracy comes from the store's compression manifest, else from ``manifest.json`` beside the file.
     """
     from .modelfile import open_tflite
 
     info, _data = open_tflite(model)
     profiles = store.profiles(model=info.sha256)
     chosen = targets or budget.named_targets() or sorted({p["target"] for p in profiles}) or ["local"]
+    beside = manifest_beside(model, info.sha256)
+    drop = _accuracy_drop(store, info.sha256, beside)
+    label = Labels(store).of(info.name, info.sha256, str(model), recipe=beside["recipe"] if beside else None)
     checks = []
     for tgt in chosen:
-        row = next((p for p in profiles if p["target"] == tgt), None)
-        if measure or row is None:
+        rows = [] if measure else [p for p in profiles if p["target"] == tgt][:replicates]
+        for index in range(len(rows), replicates):
             from .profile import profile
 
             if say is not None:
-                say(f"profiling {info.name} on {tgt}")
+                which = f" (run {index + 1} of {replicates})" if replicates > 1 else ""
+                say(f"profiling {info.name} on {tgt}{which}")
             result = profile(model, tgt, store=store, **(profile_options or {}))
-            row = store.profile(result.id) if result.id is not None else None
-        figures = _figures(None, info.size_bytes, info.gzip_bytes, row, _accuracy_drop(store, info.sha256), tgt)
-        checks += _evaluate(
-            budget.limits_for(tgt), info.name, info.sha256, tgt, figures, row["id"] if row is not None else None
-        )
+            if result.id is not None:
+                rows.insert(0, store.profile(result.id))
+        figures = _figures(info.size_bytes, info.gzip_bytes, rows, drop, tgt)
+        checks += _evaluate(budget.limits_for(tgt), label, info.sha256, tgt, figures)
     return BudgetReport(checks, strict)

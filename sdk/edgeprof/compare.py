@@ -30,14 +30,20 @@ from . import _table
 from .errors import StoreError
 
 NO_CHANGE = "no significant change"
+# Each condition as a reader wants it written: never Python's None.
 CONDITIONS = (
-    ("target", lambda r: r.get("target")),
-    ("board", lambda r: (r.get("device") or {}).get("hostname")),
-    ("machine", lambda r: (r.get("device") or {}).get("machine")),
-    ("runtime", lambda r: " ".join(str(v) for v in ((r.get("runtime") or {}).get(k) for k in ("name", "version")))),
-    ("delegate", lambda r: r.get("delegate")),
-    ("threads", lambda r: r.get("threads")),
-    ("inputs", lambda r: r.get("inputs")),
+    ("target", lambda r: r.get("target") or "unknown"),
+    ("board", lambda r: (r.get("device") or {}).get("hostname") or "unknown"),
+    ("machine", lambda r: (r.get("device") or {}).get("machine") or "unknown"),
+    (
+        "runtime",
+        lambda r: (
+            " ".join(str(v) for v in ((r.get("runtime") or {}).get(k) for k in ("name", "version")) if v) or "unknown"
+        ),
+    ),
+    ("delegate", lambda r: r.get("delegate") or "unknown"),
+    ("threads", lambda r: r.get("threads") or "the runtime's default"),
+    ("inputs", lambda r: r.get("inputs") or "unknown"),
 )
 
 
@@ -80,7 +86,7 @@ class RunSide:
     @classmethod
     def of(cls, records: list[dict[str, Any]], samples: list[np.ndarray]) -> RunSide:
         pooled = np.concatenate(samples)
-        models = sorted({(r.get("model") or {}).get("name", "?") for r in records})
+        models = sorted({r.get("label") or (r.get("model") or {}).get("name", "?") for r in records})
         first = records[0]
         if len(records) == 1:  # one run: its exact statistics, computed by the agent from every inference
             lat = first["latency_ms"]
@@ -155,6 +161,26 @@ class Comparison:
         return "\n".join(lines)
 
 
+def _one_thing(side: str, runs: list[dict[str, Any]]) -> None:
+    """Runs pooled on one side must be repeats of one model on one target; anything else would be averaged away."""
+    for what, key in (
+        ("models", lambda r: (r.get("model") or {}).get("sha256")),
+        ("targets", lambda r: r.get("target")),
+    ):
+        if len({key(r) for r in runs}) > 1:
+            ids = ",".join(str(r.get("id", "?")) for r in runs)
+            shown = "; ".join(
+                f"#{r.get('id', '?')} {r.get('label') or (r.get('model') or {}).get('name', '?')} "
+                f"({(r.get('model') or {}).get('sha256', '')[:12]}) on {r.get('target')}"
+                for r in runs
+            )
+            raise StoreError(
+                f"side {side} ({ids}) mixes different {what}: {shown}",
+                "a side holds repeated runs of one model on one target; compare the others side by side, e.g. "
+                f"'edgeprof results compare {runs[0].get('id', 'A')} {runs[-1].get('id', 'B')}'",
+            )
+
+
 def _p(value: float) -> str:
     return "< 1e-300" if value < 1e-300 else f"{value:.2g}"
 
@@ -208,6 +234,8 @@ def compare(
     runs_b = [b] if isinstance(b, dict) else list(b)
     if not runs_a or not runs_b:
         raise StoreError("compare needs at least one run on each side", "pass run ids, e.g. 3 4 or 3,5,7 4,6,8")
+    for side, runs in (("A", runs_a), ("B", runs_b)):
+        _one_thing(side, runs)
     samples_a, samples_b = [samples_of(r) for r in runs_a], [samples_of(r) for r in runs_b]
     xa, xb = np.concatenate(samples_a), np.concatenate(samples_b)
     if min(x.size for x in samples_a + samples_b) < 5:

@@ -12,13 +12,17 @@ file per board on the host, which holds across threads and processes.
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import posixpath
 import secrets
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +36,13 @@ from .targets import Target, cache_dir
 from .transports.base import Transport
 
 EventHandler = Callable[[dict[str, Any]], None]
+
+log = logging.getLogger("edgeprof.deploy")
+
+#: How long a profile waits for a board another profile holds, unless told otherwise: longer than a profile with
+#: the default options takes (warm-up and measurement stop after 150 s each), so queued jobs get their turn, yet a
+#: CI job never waits for ever behind one that hangs.
+DEFAULT_WAIT_SECONDS = 600.0
 
 # Small helpers run by the board's own Python: standard library only, Python 3.5+ syntax.
 _STATUS = r"""import json,os,sys,hashlib
@@ -170,10 +181,23 @@ sys.exit(child.wait())
 
 _live_boards: set[Board] = set()
 _live_lock = threading.Lock()
+_aborted = threading.Event()
+
+
+def _check_aborted(target: Target) -> None:
+    if _aborted.is_set():
+        raise TransportError(f"{target.name}: stopped before it began (interrupted)", "run the profile again")
+
+
+def reset_abort() -> None:
+    """Allow new board connections again after :func:`abort_all` (a new fleet begins)."""
+    _aborted.clear()
 
 
 def abort_all() -> None:
-    """Drop every open board connection (Ctrl-C in a fleet): each board's reaper then stops its agent."""
+    """Drop every open board connection (Ctrl-C in a fleet): each board's reaper then stops its agent. Boards that
+    were still waiting for their lock or connecting do not start either (until :func:`reset_abort`)."""
+    _aborted.set()
     with _live_lock:
         boards = list(_live_boards)
     for board in boards:
@@ -268,6 +292,7 @@ class Board:
         sha256 = sha256 or sha256_bytes(data)
         self._in_use.add(remote_path)
         if self.hashes([remote_path]).get(remote_path) == sha256:
+            log.debug("%s: %s already on the board (%s), 0 B sent", self.target.name, what, remote_path)
             return False
         temporary = self.path("tmp", f"{sha256[:16]}.{secrets.token_hex(4)}.part")
         total = len(data)
@@ -280,9 +305,12 @@ class Board:
                 self.emit("upload", what=what, sent=sent, total=total)
 
         self.emit("upload", what=what, sent=0, total=total)
+        started = time.monotonic()
         self.transport.put(data, temporary, progress)
         self.bytes_sent += total
         self.python(_COMMIT, temporary, remote_path, sha256)
+        log.debug("%s: uploaded %s, %d B, to %s in %.3f s (checked and renamed into place)", self.target.name, what,
+                  total, remote_path, time.monotonic() - started)  # fmt: skip
         self._hashes[remote_path] = sha256
         if self.status is not None:
             self.status["used_bytes"] = int(self.status.get("used_bytes", 0)) + total
@@ -356,12 +384,25 @@ class Board:
 # -- one profile per board at a time ---------------------------------------------------------------------------
 
 
+def _holder(fd: int) -> str:
+    """Who holds a board lock, from what the holder wrote into the lock file: "PID 123 on HOST since 10:17:25"."""
+    raw = os.pread(fd, 1000, 0).decode("utf-8", "replace").strip()
+    try:
+        info = json.loads(raw)
+        since = _dt.datetime.fromisoformat(info["since"]).astimezone().strftime("%H:%M:%S")
+        text = f"PID {int(info['pid'])} on {info['host']} since {since}"
+        return text + (f" ({info['command']})" if info.get("command") else "")
+    except (ValueError, KeyError, TypeError):
+        return raw or "another process"
+
+
 @contextlib.contextmanager
 def board_lock(target: Target, on_event: EventHandler | None = None, timeout: float | None = None) -> Iterator[None]:
     """An exclusive lock on the board, held across threads and processes on this host (``flock``).
 
     The lock file is named by a hash of the board's address, so two target names for one board share it and no
-    name can reach the file system.
+    name can reach the file system. The holder writes its PID, host, start time and command into it, so a waiting
+    profile can say whom it waits for. ``timeout`` (seconds, None for ever) bounds the wait.
     """
     folder = cache_dir() / "locks"
     folder.mkdir(parents=True, exist_ok=True)
@@ -370,7 +411,7 @@ def board_lock(target: Target, on_event: EventHandler | None = None, timeout: fl
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         started = time.monotonic()
-        waiting = False
+        holder = ""
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -378,33 +419,54 @@ def board_lock(target: Target, on_event: EventHandler | None = None, timeout: fl
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
-            if not waiting:
-                waiting = True
-                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+            _check_aborted(target)
+            now = _holder(fd)
+            if now != holder:  # the first wait, or another job got the board first
+                holder = now
+                log.info("%s: waiting for the board, held by %s", target.name, holder)
                 if on_event is not None:
-                    on_event({"event": "phase", "source": "host", "phase": "waiting", "holder": holder})
-            if timeout is not None and time.monotonic() - started > timeout:
+                    on_event({"event": "phase", "source": "host", "phase": "waiting", "holder": holder,
+                              "since": time.time() - (time.monotonic() - started)})  # fmt: skip
+            if timeout is not None and time.monotonic() - started >= timeout:
                 raise TransportError(
-                    f"{target.name} is busy with another profile ({holder})",
-                    "wait for it to finish; one profile runs on a board at a time",
+                    f"{target.name} is still busy after {timeout:g} s of waiting: held by {holder}",
+                    "one profile runs on a board at a time; wait for that job, or wait longer with --wait-seconds N "
+                    "(wait_seconds= in Python; inf waits for ever)",
                 )
-            time.sleep(0.1)
+            time.sleep(0.1 if timeout is None else max(0.0, min(0.1, timeout - (time.monotonic() - started))))
+        if holder:
+            log.info("%s: got the board after %.1f s of waiting", target.name, time.monotonic() - started)
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(["edgeprof", *sys.argv[1:3]])[:80] if sys.argv and "edgeprof" in sys.argv[0] else "",
+        }
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}".encode(), 0)
+        os.pwrite(fd, json.dumps(me).encode(), 0)
         yield
     finally:
         os.close(fd)  # releases the lock
 
 
 @contextlib.contextmanager
-def connect(target: Target, *, on_event: EventHandler | None = None, exclusive: bool = True) -> Iterator[Board]:
-    """A connected :class:`Board`; ``exclusive`` (for measuring) waits until no other profile uses the board."""
-    with board_lock(target, on_event) if exclusive else contextlib.nullcontext():
+def connect(
+    target: Target,
+    *,
+    on_event: EventHandler | None = None,
+    exclusive: bool = True,
+    wait_seconds: float | None = DEFAULT_WAIT_SECONDS,
+) -> Iterator[Board]:
+    """A connected :class:`Board`; ``exclusive`` (for measuring) waits until no other profile uses the board,
+    at most ``wait_seconds`` (None: for ever)."""
+    _check_aborted(target)
+    with board_lock(target, on_event, wait_seconds) if exclusive else contextlib.nullcontext():
         transport = target.connect()
         board = Board(target, transport, on_event)
         with _live_lock:
             _live_boards.add(board)
         try:
+            _check_aborted(target)  # Ctrl-C came while this board waited for its lock: it was not in the list above
             yield board
         finally:
             with _live_lock:

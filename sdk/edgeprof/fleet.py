@@ -5,13 +5,15 @@ print(result.summary())
 
 Each board runs in its own thread (the work is waiting on the network and on the boards, not on the host's CPU);
 each board's result is stored the moment it arrives, so a later failure elsewhere loses nothing; a board that fails
-is reported with its reason while the others finish. One profile runs on a board at a time, also across processes
-(see :func:`edgeprof.deploy.board_lock`), so two fleets that share a board take turns on it.
+is reported with its reason while the others finish. The model and data are checked once, before any board is
+touched: a missing model is one error, not one failure per board. One profile runs on a board at a time, also
+across processes (see :func:`edgeprof.deploy.board_lock`), so two fleets that share a board take turns on it.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -20,13 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from . import _table
+from .deploy import DEFAULT_WAIT_SECONDS
 from .errors import EdgeprofError
-from .profile import ProfileOptions, ProfileResult, profile
+from .profile import ProfileOptions, ProfileResult, check_work, profile
+from .progress import Progress, ProgressHandler
 from .targets import Target, select_targets
 
-#: ``on_progress(target_name, event)``: the agent's events, the host's phases (connect, waiting, upload, agent),
-#: then ``{"event": "done", "result": ...}`` or ``{"event": "failed", "error": ...}``.
-FleetProgress = Callable[[str, dict[str, Any]], None]
+#: ``on_event(target_name, event)``: the agent's events, the host's phases (connect, waiting, upload, agent),
+#: then ``{"event": "done", "result": ...}``, ``{"event": "failed", "error": ...}`` or ``{"event": "interrupted"}``.
+FleetEvents = Callable[[str, dict[str, Any]], None]
+
+log = logging.getLogger("edgeprof.fleet")
+
+INTERRUPTED = "interrupted (Ctrl-C): the agent was stopped, nothing was stored for this board"
 
 
 @dataclass
@@ -37,15 +45,21 @@ class BoardOutcome:
     result: ProfileResult | None = None
     error: str | None = None
     seconds: float = 0.0
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
         return self.result is not None
 
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "interrupted" if self.interrupted else "FAILED"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,
             "ok": self.ok,
+            "status": self.status,
             "seconds": round(self.seconds, 3),
             "error": self.error,
             "result": self.result.to_dict() if self.result is not None else None,
@@ -85,7 +99,7 @@ class FleetResult:
         emulated = False
         for o in self.outcomes:
             if o.result is None:
-                rows.append([o.target, "FAILED", "", "", "", "", o.error or ""])
+                rows.append([o.target, o.status, "", "", "", "", o.error or ""])
                 continue
             r = o.result
             lat = r.latency_ms
@@ -121,25 +135,34 @@ def profile_fleet(
     *,
     options: ProfileOptions | None = None,
     inputs: str | Path | None = None,
+    eval_data: str | Path | None = None,
     store: Any = "default",
-    on_progress: FleetProgress | None = None,
+    on_event: FleetEvents | None = None,
+    on_progress: ProgressHandler | None = None,
     max_parallel: int | None = None,
+    wait_seconds: float | None = DEFAULT_WAIT_SECONDS,
     **option_overrides: Any,
 ) -> FleetResult:
     """Measure ``model`` on every board named by ``targets`` (names, globs, groups), concurrently.
 
-    Never raises for a failing board: look at :attr:`FleetResult.ok` and :attr:`FleetResult.failures`. Ctrl-C stops
-    every board's agent and re-raises.
+    The model and data are checked first: a bad one raises (:class:`~edgeprof.errors.ModelError`,
+    :class:`~edgeprof.errors.DataError`) before any board is touched. After that it never raises for a failing
+    board: look at :attr:`FleetResult.ok` and :attr:`FleetResult.failures`. ``on_progress`` gets one
+    :class:`~edgeprof.progress.Progress` task per board. Ctrl-C stops every board's agent and re-raises.
     """
+    check_work(model, inputs, eval_data)
     chosen = _expand(targets)
     started = time.monotonic()
     fleet = FleetResult(model=str(model), outcomes=[BoardOutcome(t.name) for t in chosen])
-    say = on_progress or (lambda _name, _event: None)
     report_lock = threading.Lock()
+    interrupted = threading.Event()
 
-    def report(name: str, event: dict[str, Any]) -> None:
-        with report_lock:  # one progress consumer at a time: it draws the live lines
-            say(name, event)
+    def report(name: str, event: dict[str, Any] | None = None, step: Progress | None = None) -> None:
+        with report_lock:  # one consumer at a time: it draws the live lines
+            if event is not None and on_event is not None:
+                on_event(name, event)
+            if step is not None and on_progress is not None:
+                on_progress(step)
 
     def run(index: int, target: Target) -> None:
         outcome = fleet.outcomes[index]
@@ -150,8 +173,11 @@ def profile_fleet(
                 target,
                 options=options,
                 inputs=inputs,
+                eval_data=eval_data,
                 store=store,
-                on_event=lambda event: report(target.name, event),
+                on_event=lambda event: report(target.name, event=event),
+                on_progress=lambda step: report(target.name, step=step),
+                wait_seconds=wait_seconds,
                 **option_overrides,
             )
         except EdgeprofError as exc:
@@ -160,12 +186,26 @@ def profile_fleet(
             outcome.error = f"internal error ({type(exc).__name__}: {exc}); please report it"
         outcome.seconds = time.monotonic() - t0
         if outcome.result is not None:
-            report(target.name, {"event": "done", "source": "host", "result": outcome.result})
+            report(target.name, event={"event": "done", "source": "host", "result": outcome.result})
+        elif interrupted.is_set():  # the error is our own doing: Ctrl-C closed the connection
+            outcome.interrupted, outcome.error = True, INTERRUPTED
+            log.info("%s: %s", target.name, INTERRUPTED)
+            report(
+                target.name,
+                event={"event": "interrupted", "source": "host"},
+                step=Progress(target.name, "interrupted", "interrupted", final=True),
+            )
         else:
-            report(target.name, {"event": "failed", "source": "host", "error": outcome.error})
+            log.info("%s: FAILED: %s", target.name, outcome.error)
+            report(
+                target.name,
+                event={"event": "failed", "source": "host", "error": outcome.error},
+                step=Progress(target.name, "failed", f"FAILED: {outcome.error}", final=True),
+            )
 
-    from .deploy import abort_all
+    from .deploy import abort_all, reset_abort
 
+    reset_abort()
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_parallel or len(chosen), thread_name_prefix="board")
     try:
         futures = [pool.submit(run, i, t) for i, t in enumerate(chosen)]
@@ -173,8 +213,10 @@ def profile_fleet(
         while pending:  # short waits keep the main thread responsive to Ctrl-C
             _, pending = concurrent.futures.wait(pending, timeout=0.2)
     except KeyboardInterrupt:
+        interrupted.set()  # first, so that the boards' errors from the closed connections read "interrupted"
         abort_all()  # closes every connection: each board's reaper kills its agent
         pool.shutdown(wait=True, cancel_futures=True)
+        reset_abort()  # every board of this fleet has stopped; later work in this process may connect again
         raise
     pool.shutdown(wait=True)
     fleet.wall_seconds = time.monotonic() - started

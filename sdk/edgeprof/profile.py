@@ -7,6 +7,7 @@ print(result.summary())
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,9 +16,10 @@ from typing import Any
 from . import _table
 from ._version import __version__
 from .accuracy import compare, host_outputs, load_eval, predict_on_board
-from .deploy import connect
+from .deploy import DEFAULT_WAIT_SECONDS, connect
 from .errors import DataError
 from .modelfile import ModelFile, open_tflite
+from .progress import Progress, ProgressHandler, from_board_event
 from .targets import Target, apply_sensor_defaults, resolve_target
 
 
@@ -249,7 +251,58 @@ def _summary_accuracy(acc: dict[str, Any] | None) -> list[str]:
     ]
 
 
-ProgressHandler = Callable[[dict[str, Any]], None]
+EventHandler = Callable[[dict[str, Any]], None]
+
+log = logging.getLogger("edgeprof.profile")
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a profile needs from the host, checked before any board is touched."""
+
+    model: ModelFile
+    data: bytes
+    eval_set: Any = None
+
+
+def check_work(model: str | Path, inputs: str | Path | None = None, eval_data: str | Path | None = None) -> Work:
+    """Open the model, the input data and the evaluation data, or raise the error that names the bad one.
+
+    A fleet calls this once before its boards start, so a missing model is one error (exit 2), not one per board.
+    """
+    model_file, data = open_tflite(model)
+    if inputs is not None:
+        path = Path(inputs)
+        if not path.is_file():
+            raise DataError(f"input data {inputs} does not exist", "pass an .npy or .npz file of real inputs")
+        if path.suffix not in (".npy", ".npz"):
+            raise DataError(f"input data must be a .npy or .npz file, not {path.name}", "convert it with numpy.save")
+    return Work(model_file, data, load_eval(eval_data, model=data) if eval_data is not None else None)
+
+
+def agent_deadline(options: ProfileOptions, slack: float) -> Any:
+    """How long the agent may stay silent in each phase of a profile: the phase's planned length plus ``slack``.
+
+    The agent announces idle, load, warmup and measure, and ticks while measuring; the planned lengths come from
+    the options (warm-up stops after warmup_seconds + max_seconds at most, measuring after max_seconds), so a hung
+    agent is noticed ``slack`` seconds after its phase should have ended, not after a fixed several minutes.
+    """
+
+    def plan(event: dict[str, Any] | None) -> tuple[float, str]:
+        phase = (event or {}).get("phase")
+        if event is not None and event.get("event") == "progress" and phase == "measure":
+            left = max(0.0, options.max_seconds - float(event.get("seconds") or 0.0))
+            return left + slack, f"measuring (at most {left:.0f} s left + {slack:.0f} s of slack)"
+        planned, doing = {
+            None: (options.idle_seconds, "preparing the measurement"),
+            "idle": (options.idle_seconds, "measuring idle power"),
+            "load": (0.0, "loading the model"),
+            "warmup": (options.warmup_seconds + options.max_seconds, "warming up"),
+            "measure": (options.max_seconds, "measuring"),
+        }.get(phase, (0.0, str(phase)))
+        return planned + slack, f"{doing} (planned at most {planned:.0f} s + {slack:.0f} s of slack)"
+
+    return plan
 
 
 def profile(
@@ -260,32 +313,54 @@ def profile(
     inputs: str | Path | None = None,
     eval_data: str | Path | None = None,
     store: Any = "default",
-    on_event: ProgressHandler | None = None,
+    on_event: EventHandler | None = None,
+    on_progress: ProgressHandler | None = None,
+    wait_seconds: float | None = DEFAULT_WAIT_SECONDS,
     **option_overrides: Any,
 ) -> ProfileResult:
     """Measure ``model`` on ``target`` and (unless ``store=None``) keep the result in the results store.
 
     Keyword arguments not named here are :class:`ProfileOptions` fields, e.g. ``runs=200, threads=2``.
     ``eval_data`` (an .npz with ``x_test, y_test`` or ``x, y``) adds on-board accuracy against the host's.
+    ``on_progress`` receives :class:`edgeprof.progress.Progress` events (``on_event`` the raw board events);
+    ``wait_seconds`` bounds the wait for a board another profile holds (None: for ever).
     """
     options = options or ProfileOptions()
     if option_overrides:
         options = ProfileOptions(**{**asdict(options), **option_overrides})
-    model_file, data = open_tflite(model)
-    if inputs is not None and not Path(inputs).is_file():
-        raise DataError(f"input data {inputs} does not exist", "pass an .npy or .npz file of real inputs")
-    eval_set = load_eval(eval_data, model=data) if eval_data is not None else None
+    work = check_work(model, inputs, eval_data)
+    model_file, data, eval_set = work.model, work.data, work.eval_set
     target = resolve_target(target)
     options = apply_sensor_defaults(target, options)
-    with connect(target, on_event=on_event) as board:
+
+    def events(event: dict[str, Any]) -> None:
+        if on_event is not None:
+            on_event(event)
+        step = from_board_event(target.name, event, options)
+        if step is None:
+            return
+        ticking = step.phase == "upload" or event.get("event") == "progress"
+        if not ticking or (step.phase == "upload" and step.done == 0):
+            log.info("%s: %s", target.name, step.text())  # phases, and each upload as it starts
+        if on_progress is not None:
+            on_progress(step)
+
+    slack = target.command_timeout / 2
+    with connect(target, on_event=events, wait_seconds=wait_seconds) as board:
         remote_model = board.ensure_model(data, model_file.sha256)
         args = {**options.agent_args(), "model": remote_model}
         if inputs is not None:
             path = Path(inputs)
             args["inputs"] = board.ensure_data(path.read_bytes(), path.suffix)
-        timeout = 120.0 + options.warmup_seconds + 2 * options.max_seconds
         with board.agent() as agent:
-            measurement = agent.call("profile", args, timeout=timeout, on_event=on_event)
+            measurement = agent.call(
+                "profile",
+                args,
+                timeout=agent_deadline(options, slack),
+                on_event=events,
+                fix=f"retry; if the board is just slow, give it more time: the slack is half of command_timeout "
+                f"(now {target.command_timeout:g} s) in [targets.{target.name}] of the config",
+            )
             if eval_set is not None:
                 board_outputs, board_answer = predict_on_board(board, agent, remote_model, eval_set, options)
             hello = agent.hello
@@ -304,4 +379,12 @@ def profile(
 
         with using_store(store) as db:
             result.id = db.add_profile(result)
+    lat = result.latency_ms
+    stored = f", stored as #{result.id}" if result.id is not None else ""
+    done = f"done: median {_table.ms(lat['median'])} ms, p90 {_table.ms(lat['p90'])} ms{stored}"
+    if result.device.get("emulated"):
+        done += " (EMULATED: not a speed figure)"
+    log.info("%s: %s", target.name, done)
+    if on_progress is not None:
+        on_progress(Progress(target.name, "done", done, final=True))
     return result

@@ -10,6 +10,7 @@ system's site-packages instead.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,10 @@ from typing import Any
 from .deploy import connect
 from .errors import TargetError
 from .modelfile import sha256_bytes
+from .progress import Progress, ProgressHandler, from_board_event
 from .targets import Target, resolve_target, with_overrides
+
+log = logging.getLogger("edgeprof.provision")
 
 #: A wheel's file name as PEP 427 spells it; nothing else is uploaded, so no name can reach a path or a shell.
 WHEEL_NAME = re.compile(r"[A-Za-z0-9_.]+-[A-Za-z0-9_.!+]+(-[A-Za-z0-9_.]+){2,3}\.whl")
@@ -67,13 +71,38 @@ def setup_board(
     wheels: str | Path | None = None,
     runtime: str | None = None,
     on_line: Callable[[str], None] | None = None,
+    on_progress: ProgressHandler | None = None,
     timeout: float = 1800.0,
 ) -> SetupReport:
-    """Check the board's Python, make ``WORKDIR/venv`` and install numpy + a LiteRT runtime in it."""
+    """Check the board's Python, make ``WORKDIR/venv`` and install numpy + a LiteRT runtime in it.
+
+    Each step is logged (``--verbose``), given to ``on_line`` as a line and to ``on_progress`` as a
+    :class:`~edgeprof.progress.Progress` (wheel uploads with their bytes).
+    """
     target = resolve_target(target)
     if target.transport == "local":
         raise TargetError("'local' uses the Python edgeprof runs in", "set up a board target instead")
-    say = on_line or (lambda _line: None)
+    name = target.name
+
+    def say(line: str, phase: str = "setup") -> None:
+        log.info("%s", line)
+        if on_line is not None:
+            on_line(line)
+        if on_progress is not None:
+            on_progress(Progress(name, phase, line.removeprefix(f"{name}: ")))
+
+    connected: list[bool] = []
+
+    def events(event: dict[str, Any]) -> None:
+        step = from_board_event(name, event)
+        if step is None or on_progress is None or step.phase not in ("upload", "connect", "waiting"):
+            return
+        if step.phase == "connect":  # the board's state is read again after pip: that is no new connection
+            if connected:
+                return
+            connected.append(True)
+        on_progress(step)
+
     setup = target.setup
     packages = list(setup.get("packages", RUNTIME_PACKAGES["ai-edge-litert"]))
     if runtime is not None:
@@ -83,7 +112,7 @@ def setup_board(
     system_site = bool(setup.get("system_site_packages", False))
     wheel_files = _wheel_files(wheels) if wheels is not None else []
 
-    with connect(target) as board:
+    with connect(target, on_event=events) as board:
         say(f"{target.name}: checking {target.python}")
         info = board.python(_PYTHON_INFO).split()
         version, executable = info[0], info[1]
@@ -118,7 +147,7 @@ def setup_board(
             pip += ["--no-index", "--find-links", folder]
             source = str(wheels)
         if packages:
-            say(f"{target.name}: pip install {' '.join(packages)} (from {source})")
+            say(f"{target.name}: pip install {' '.join(packages)} (from {source})", "install")
             done = board.transport.run([*pip, *packages], timeout=timeout)
             tail = (done.stdout + done.stderr).decode("utf-8", "replace").strip().splitlines()
             if not done.ok:

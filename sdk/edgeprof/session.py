@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +15,13 @@ from .transports.base import Process
 PROTOCOL_VERSION = 1
 
 EventHandler = Callable[[dict[str, Any]], None]
+
+#: ``plan(last_event)`` -> (seconds to wait for the agent's next message, what the agent should be doing then).
+#: ``last_event`` is None right after the request. Long operations announce their phases, so each phase can have a
+#: deadline of its own and a hung agent is noticed soon after the phase should have ended.
+Deadline = Callable[[dict[str, Any] | None], tuple[float, str]]
+
+log = logging.getLogger("edgeprof.session")
 
 
 class AgentSession:
@@ -41,20 +50,37 @@ class AgentSession:
         op: str,
         args: dict[str, Any] | None = None,
         *,
-        timeout: float | None = None,
+        timeout: float | Deadline | None = None,
         on_event: EventHandler | None = None,
+        fix: str | None = None,
     ) -> dict[str, Any]:
+        """Send ``op`` and return its answer; events go to ``on_event`` as they arrive.
+
+        ``timeout`` is seconds for the whole answer, or a :data:`Deadline` that gives each phase its own. ``fix``
+        is the advice when the agent falls silent for too long.
+        """
         request_id = next(self._ids)
         line = json.dumps({"id": request_id, "op": op, "args": args or {}}) + "\n"
+        started = time.monotonic()
+        log.debug("agent %s: %s request %d", self._board, op, request_id)
         self._process.send(line.encode())
-        limit = timeout if timeout is not None else self._timeout
+
+        def plan(event: dict[str, Any] | None) -> tuple[float, str]:
+            if callable(timeout):
+                return timeout(event)
+            return (timeout if timeout is not None else self._timeout), ""
+
+        limit, doing = plan(None)
+        silent_since = time.monotonic()
         while True:
             try:
-                raw = self._process.readline(limit)
+                raw = self._process.readline(max(0.0, limit - (time.monotonic() - silent_since)))
             except TimeoutError:
+                while_ = f" while {doing}" if doing else ""
                 raise TransportError(
-                    f"{self._board} sent no answer to {op!r} within {limit:.0f} s",
-                    "the board may be overloaded or offline; retry, or raise --timeout",
+                    f"the agent on {self._board} sent nothing for {limit:.0f} s{while_} during {op!r}: it hangs, "
+                    "or the board is overloaded",
+                    fix or "retry; for a slow board raise the target's command_timeout in the config",
                 ) from None
             if not raw:
                 tail = self._process.stderr_tail().strip().splitlines()
@@ -71,9 +97,16 @@ class AgentSession:
             if message.get("id") != request_id:
                 continue
             if "event" in message:
+                if message.get("event") == "phase":
+                    log.debug("agent %s: phase %s after %.3f s", self._board, message.get("phase"),
+                              time.monotonic() - started)  # fmt: skip
+                limit, doing = plan(message)
+                silent_since = time.monotonic()
                 if on_event is not None:
                     on_event(message)
                 continue
+            log.debug("agent %s: %s answered %s in %.3f s", self._board, op, "ok" if message.get("ok") else "an error",
+                      time.monotonic() - started)  # fmt: skip
             if message.get("ok"):
                 return message.get("result") or {}
             error = message.get("error") or {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .._version import __version__
-from ._common import Group
+from ._common import Group, verbose_from_env, verbose_option
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -28,9 +28,17 @@ def _register() -> None:
     for module in (compress, profile, results, demo, inspect, report, check, targets):
         cli.add_command(module.command)
 
+    def add_verbose(command: click.Command) -> None:
+        command.params.append(verbose_option())
+        for sub in getattr(command, "commands", {}).values():
+            add_verbose(sub)
+
+    add_verbose(cli)
+
 
 _register()
 
 
 def main() -> None:
+    verbose_from_env()
     cli(prog_name="edgeprof")

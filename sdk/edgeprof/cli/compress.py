@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
+from .. import progress
 from ..compress import Recipe, compress
 from ..compress.recipe import QUANTIZE_MODES
 from ..errors import RecipeError
-from ._common import emit_json, json_option, progress_printer, store_option
+from . import _progress
+from ._common import emit_json, json_option, store_option
 
 
 @click.command("compress")
@@ -154,18 +158,31 @@ def command(
             runtime=runtime,
         )
     task = _task_option(tasks)
-    result = compress(
-        model,
-        recipe,
-        data,
-        out,
-        task=task,
-        loss=loss,
-        metric=metric,
-        store=store,
-        progress=progress_printer(not as_json),
-        custom_objects=list(custom_objects) or None,
-    )
+    with _progress.display(not as_json) as shown:
+        say = _progress.say_line(shown)
+        step = ["compress"]
+
+        def lines(message: str) -> None:  # "step 2/3: prune ..." lines, above the epoch bar on a terminal
+            step[0] = message.split(":", 1)[0]
+            say(message)
+
+        def epochs(event: progress.Progress) -> None:
+            assert shown is not None
+            shown(dataclasses.replace(event, message=f"{step[0]}: {event.message}"))
+
+        with progress.reporting(epochs if shown is not None else None):
+            result = compress(
+                model,
+                recipe,
+                data,
+                out,
+                task=task,
+                loss=loss,
+                metric=metric,
+                store=store,
+                progress=None if as_json else lines,
+                custom_objects=list(custom_objects) or None,
+            )
     if as_json:
         emit_json(result.manifest)
     else:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 import click
 
+from ..deploy import DEFAULT_WAIT_SECONDS
 from ..errors import EdgeprofError
 from ..profile import ProfileOptions, profile
 from ..targets import select_targets
+from . import _progress
 from ._common import emit_json, json_option, store_option
 from .targets import config_option
 
@@ -114,6 +117,14 @@ from .targets import config_option
     default=None,
     help="Evaluation .npz (x_test, y_test or x, y): report accuracy on the board against the host's.",
 )
+@click.option(
+    "--wait-seconds",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_WAIT_SECONDS,
+    show_default=True,
+    help="How long to wait for a board another profile is using, then give up (0: at once; inf: for ever). "
+    "The default outlasts a profile with default options yet never blocks a CI job for good.",
+)
 @json_option
 @store_option
 @config_option
@@ -138,6 +149,7 @@ def command(
     energy_rate_hz: float | None,
     idle_seconds: float,
     eval_data: str | None,
+    wait_seconds: float,
     as_json: bool,
     store: str,
 ) -> None:
@@ -176,9 +188,28 @@ def command(
     if len(chosen) > 1:  # a fleet: boards in parallel, one live line each, exit code 1 if any board failed
         from ._fleet import run_fleet
 
-        kwargs = {"options": options, "inputs": inputs, "eval_data": eval_data}
+        kwargs = {"options": options, "inputs": inputs, "eval_data": eval_data, "wait_seconds": wait_seconds}
         click.get_current_context().exit(run_fleet(model, chosen, as_json=as_json, store=store, **kwargs))
-    result = profile(model, chosen[0], options=options, inputs=inputs, eval_data=eval_data, store=store)
+    with _progress.display(not as_json) as shown:
+        say = _progress.say_line(shown)
+        board = chosen[0].name
+
+        def waiting(event: dict[str, Any]) -> None:  # said in pipes and CI logs too: a wait must never look like a hang
+            if event.get("phase") == "waiting":
+                limit = "for ever" if wait_seconds == float("inf") else f"at most {wait_seconds:g} s, --wait-seconds"
+                say(f"waiting for {board}, held by {event.get('holder')} ({limit})")
+
+        result = profile(
+            model,
+            chosen[0],
+            options=options,
+            inputs=inputs,
+            eval_data=eval_data,
+            store=store,
+            on_event=waiting,
+            on_progress=shown,
+            wait_seconds=wait_seconds,
+        )
     if as_json:
         emit_json(result.to_dict())
     else:

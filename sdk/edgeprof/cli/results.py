@@ -12,6 +12,7 @@ import click
 
 from .. import _table
 from ..store import using_store
+from ..store.labels import Labels, model_label
 from ..store.lineage import describe_baseline
 from ..store.sql import energy_mj
 from . import _progress
@@ -80,14 +81,19 @@ def list_runs(
             rows = db.compressions(limit=limit, model=model, since=since, until=until)
         else:
             rows = db.profiles(model=model, target=target, since=since, until=until, limit=limit)
+        labels = Labels(db)
+        where = db.location
     if as_json:
-        emit_json([_columns(row) for row in rows])
+        emit_json([{**_columns(row), "label": labels.of_profile(row)} if not compressions else _columns(row)
+                   for row in rows])  # fmt: skip
         return
     if not rows:
+        what = "compression runs" if compressions else "runs"
+        elsewhere = "(--store or $EDGEPROF_STORE name another store)"
         click.echo(
-            "no runs match; try 'edgeprof profile MODEL.tflite'"
+            f"no {what} match in {where} {elsewhere}"
             if (model or target or since or until)
-            else "no runs stored yet; try 'edgeprof profile MODEL.tflite'"
+            else f"no {what} stored yet in {where} {elsewhere}; try 'edgeprof profile MODEL.tflite'"
         )
         return
     if compressions:
@@ -98,9 +104,9 @@ def list_runs(
                     [
                         r["id"],
                         _when(r["created_at"]),
-                        r["model_name"],
+                        model_label(r["model_name"], (r.get("record") or {}).get("written_to")),
                         r["model_sha256"][:12],
-                        r["recipe"],
+                        r["recipe"] or "(float32 baseline)",
                         _table.pct(r["accuracy_tflite"]),
                         _table.pct(r["accuracy_source"]),
                         f"{r['gzip_ratio']:.1f}x" if r["gzip_ratio"] else "-",
@@ -118,7 +124,7 @@ def list_runs(
                 [
                     r["id"],
                     _when(r["created_at"]),
-                    r["model_name"],
+                    labels.of_profile(r),
                     r["model_sha256"][:12],
                     r["target"] + (" (throttled)" if r["throttled"] else ""),
                     f"{r['runtime']} {r['runtime_version']}",
@@ -271,8 +277,9 @@ def compare_runs(runs_a: str, runs_b: str, min_change: float | None, alpha: floa
 
     ids_a, ids_b = _run_ids(runs_a), _run_ids(runs_b)
     with using_store(store) as db:
-        a = [{**db.profile(i)["record"], "id": i} for i in ids_a]
-        b = [{**db.profile(i)["record"], "id": i} for i in ids_b]
+        labels = Labels(db)
+        a = [{**(row := db.profile(i))["record"], "id": i, "label": labels.of_profile(row)} for i in ids_a]
+        b = [{**(row := db.profile(i))["record"], "id": i, "label": labels.of_profile(row)} for i in ids_b]
     result = compare(a, b, alpha=alpha, min_change=None if min_change is None else min_change / 100)
     if as_json:
         emit_json(result.to_dict())

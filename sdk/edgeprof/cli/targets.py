@@ -204,7 +204,8 @@ def trust_command(name: str, yes: bool, as_json: bool) -> None:
     """Show a board's SSH host key fingerprint and record it in known_hosts once you confirm it.
 
     Compare the fingerprint with the board's own (on the board: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub).
-    A key that differs from a recorded one is never replaced here.
+    A key that differs from a recorded one of the same type is never replaced here. A board with several host keys
+    is asked for a type already recorded; one that offers only a type not yet recorded shows it as a new key.
 
     \b
     Examples:
@@ -221,8 +222,8 @@ def trust_command(name: str, yes: bool, as_json: bool) -> None:
         if not isinstance(transport, SSHTransport):
             raise TargetError(f"{name} is reached with adb shell, which has no host key", "nothing to trust")
         endpoint = transport.endpoint
-        key = transport.fetch_host_key()
-        known = transport.known_host_key()
+        known = transport.known_host_keys()
+        key = transport.fetch_host_key(prefer=list(known))
     finally:
         transport.close()
     facts = {"target": name, "host": endpoint.host_key_name, "key_type": key.get_name(),
@@ -239,14 +240,22 @@ def trust_command(name: str, yes: bool, as_json: bool) -> None:
     # The fingerprint goes to stderr under --json, so stdout stays one JSON document.
     click.echo(f"{name} ({endpoint.host_key_name}) presents this {key.get_name()} host key:", err=as_json)
     click.echo(f"  {fingerprint(key)}", err=as_json)
-    if known is not None:
-        if known.asbytes() == key.asbytes():
+    recorded = known.get(key.get_name())  # compare a key only with a recorded key of its own type
+    if recorded is not None:
+        if recorded.asbytes() == key.asbytes():
             done("trusted")
             return
         raise TargetError(
-            f"{transport.known_hosts} holds a DIFFERENT key for {endpoint.host_key_name} ({fingerprint(known)})",
+            f"{transport.known_hosts} holds a DIFFERENT {key.get_name()} key for {endpoint.host_key_name} "
+            f"({fingerprint(recorded)})",
             f"if the board was re-installed, remove the old key (ssh-keygen -f {transport.known_hosts} -R "
             f"'{endpoint.host_key_name}') and run this again",
+        )
+    if known:  # another type than the recorded ones: a new key to check, not a changed one
+        click.echo(
+            f"{transport.known_hosts} has {', '.join(known)} key(s) for {endpoint.host_key_name}, but the board "
+            f"offers none of those types: this {key.get_name()} key is new to edgeprof, not a changed one",
+            err=True,
         )
     if not yes and not click.confirm(f"Trust it and record it in {transport.known_hosts}?", default=False, err=True):
         done("not-recorded")
@@ -312,7 +321,7 @@ def check_command(specs: tuple[str, ...], as_json: bool) -> None:
                 emulated=device.get("emulated", False),
             )
             if not row["runtimes"]:
-                row.update(ok=False, error=f"no LiteRT runtime; run 'edgeprof targets setup {target.name}'")
+                row.update(ok=False, error=_no_runtime(target, board.python_path, status.get("venv_python")))
         except EdgeprofError as exc:
             row["error"] = str(exc)
         row["seconds"] = round(time.monotonic() - started, 2)
@@ -347,6 +356,23 @@ def check_command(specs: tuple[str, ...], as_json: bool) -> None:
         raise SystemExit(1)
 
 
+def _no_runtime(target: Target, python: str, venv: str | None) -> str:
+    """Why the agent found no LiteRT runtime, and what to do: 'targets setup' helps only where its venv is used."""
+    if target.python_is_default:
+        return f"no LiteRT runtime for {python}; run 'edgeprof targets setup {target.name}'"
+    where = f"[targets.{target.name}] of {config_path()}"
+    if venv:
+        return (
+            f"no LiteRT runtime for {python}, the python that {where} sets; the venv of 'targets setup' ({venv}) "
+            f"is used only without that setting; remove python from {where}, or install numpy and ai-edge-litert "
+            f"for {python}"
+        )
+    return (
+        f"no LiteRT runtime for {python}, the python that {where} sets; install numpy and ai-edge-litert for it, "
+        f"or remove the setting and run 'edgeprof targets setup {target.name}'"
+    )
+
+
 @command.command("setup")
 @click.argument("name")
 @click.option(
@@ -374,8 +400,10 @@ def setup_command(name: str, wheels: str | None, runtime: str | None, as_json: b
           numpy ai-edge-litert -d wheels/ && edgeprof targets setup kitchen-pi --wheels wheels/
     """
     from ..provision import setup_board
+    from . import _progress
 
-    report = setup_board(name, wheels=wheels, runtime=runtime, on_line=lambda line: click.echo(line, err=True))
+    with _progress.display(not as_json) as shown:
+        report = setup_board(name, wheels=wheels, runtime=runtime, on_progress=shown)
     if as_json:
         emit_json(report.__dict__)
     else:

@@ -123,7 +123,13 @@ def apply(model: Any, step: DistillStep, data: Dataset, *, seed: int = 0) -> tup
     assert targets.shape[1] == classes + 1
     keras.utils.set_random_seed(seed)
     student.fit(
-        data.x_train, targets, epochs=step.training.epochs, batch_size=step.training.batch_size, verbose=0, shuffle=True
+        data.x_train,
+        targets,
+        epochs=step.training.epochs,
+        batch_size=step.training.batch_size,
+        verbose=0,
+        shuffle=True,
+        callbacks=training.progress_callbacks(data, step.training),
     )
     # A plain model (no custom loss) for the steps that follow.
     result = keras.models.clone_model(student)

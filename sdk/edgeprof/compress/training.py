@@ -14,6 +14,7 @@ import weakref
 from typing import Any
 
 from .. import _tf
+from .. import progress as _progress
 from ..data import Dataset
 from ..errors import CompressionError, RecipeError
 from .recipe import Training
@@ -81,7 +82,7 @@ def fit(model: Any, data: Dataset, training: Training, *, callbacks: list | None
             targets,
             epochs=training.epochs,
             batch_size=training.batch_size,
-            callbacks=callbacks or [],
+            callbacks=[*(callbacks or []), *progress_callbacks(data, training)],
             verbose=0,
             shuffle=True,
         )
@@ -93,6 +94,39 @@ def fit(model: Any, data: Dataset, training: Training, *, callbacks: list | None
             f"your loss {data.task.loss_name} failed in training: {first[:200]}",
             "make it loss(y_true, y_pred) -> a tensor of TensorFlow ops",
         ) from None
+
+
+def progress_callbacks(data: Dataset, training: Training) -> list[Any]:
+    """A Keras callback reporting epochs and batches to the :func:`edgeprof.progress.reporting` handler, if any."""
+    handler = _progress.current()
+    if handler is None:
+        return []
+    keras = _tf.keras()
+    epochs, steps = training.epochs, steps_per_epoch(data, training)
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            if batch % 5 == 0 or batch + 1 == steps:
+                self._report(batch + 1, logs)
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.epoch = epoch
+            self._report(0, logs)
+
+        def _report(self, batch: int, logs: dict | None) -> None:
+            shown = ", ".join(f"{k} {v:.3g}" for k, v in (logs or {}).items() if isinstance(v, int | float))
+            handler(
+                _progress.Progress(
+                    "compress",
+                    "train",
+                    f"epoch {self.epoch + 1}/{epochs}" + (f" ({shown})" if shown else ""),
+                    self.epoch * steps + batch,
+                    epochs * steps,
+                    "batches",
+                )
+            )
+
+    return [EpochProgress()]
 
 
 def ends_in_softmax(model: Any) -> bool:

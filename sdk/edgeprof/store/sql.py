@@ -151,6 +151,13 @@ class Store:
         """The URL without a password, for messages."""
         return re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", self.url)
 
+    @property
+    def location(self) -> str:
+        """Where the store is, as a user would write it: a SQLite file's path, else the URL without a password."""
+        if self.dialect == "sqlite" and self.url.startswith("sqlite:///"):
+            return self.url[len("sqlite:///") :]
+        return self.display_url
+
     # -- schema ---------------------------------------------------------------------------------------------------
 
     @staticmethod
@@ -313,6 +320,7 @@ class Store:
     def add_compression(self, manifest: dict[str, Any], model: dict[str, Any]) -> int:
         """Keep one compression run: its manifest and the TFLite model it wrote; returns its id."""
         record = json_safe(manifest)
+        record.setdefault("written_to", model.get("path"))  # where the file was written: its folder names it
         source = record.get("source") or {}
         tflite = record.get("tflite") or {}
         inspection = _inspection_of(model) if self._needs_inspection(model["sha256"]) else None

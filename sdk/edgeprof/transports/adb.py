@@ -21,11 +21,12 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from ..errors import TransportError
-from .base import CommandResult, Process, Transport, UploadProgress
+from .base import CommandResult, Process, Transport, UploadProgress, log, shown
 from .local import LocalProcess
 
 TERMUX_SSHD_PORT = 8022
@@ -53,6 +54,8 @@ class AdbTransport(Transport):
         return [adb_executable(), *(["-s", self.serial] if self.serial else []), *args]
 
     def _call(self, args: list[str], *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+        started = time.monotonic()
+        log.debug("adb %s: %s", self.name, shown(args))
         try:
             done = subprocess.run(args, input=stdin, capture_output=True, timeout=timeout or self.timeout)
         except subprocess.TimeoutExpired:
@@ -60,6 +63,7 @@ class AdbTransport(Transport):
                 f"adb did not finish within {timeout or self.timeout:.0f} s for {self.name}",
                 "check the USB cable and that the device is unlocked ('adb devices')",
             ) from None
+        log.debug("adb %s: exit %d in %.3f s", self.name, done.returncode, time.monotonic() - started)
         result = CommandResult(tuple(args), done.returncode, done.stdout, done.stderr)
         text = done.stderr.decode("utf-8", "replace")
         lowered = text.lower()
@@ -76,7 +80,9 @@ class AdbTransport(Transport):
         return CommandResult(tuple(argv), done.exit_code, done.stdout, done.stderr)
 
     def start(self, argv: Sequence[str]) -> Process:
-        return LocalProcess(self._adb("shell", "-T", shlex.join(argv)), None)
+        command = self._adb("shell", "-T", shlex.join(argv))
+        log.debug("adb %s: start %s", self.name, shown(command))
+        return LocalProcess(command, None)
 
     def put(self, data: bytes, remote_path: str, progress: UploadProgress | None = None) -> None:
         with tempfile.NamedTemporaryFile(prefix="edgeprof-push-") as handle:

@@ -7,12 +7,33 @@ or target name can ever become a command.
 
 from __future__ import annotations
 
+import logging
+import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 #: Called as ``progress(bytes_sent, bytes_total)`` while a file goes to the board.
 UploadProgress = Callable[[int, int], None]
+
+#: Every remote command, its duration and exit code, every upload and download, at DEBUG (``edgeprof --verbose``).
+log = logging.getLogger("edgeprof.transports")
+
+
+def shown(argv: Sequence[str]) -> str:
+    """A command as the board's shell receives it (``shlex.join``), for logs.
+
+    An inline script (a multi-line ``-c`` argument) is cut to its first line and its length, so a log line stays a
+    line; every other argument is shown exactly as sent.
+    """
+    words = []
+    for arg in argv:
+        if "\n" in arg and len(arg) > 80:
+            first = arg.strip().splitlines()[0]
+            words.append(shlex.quote(f"{first[:60]}...") + f"<script of {arg.count(chr(10)) + 1} lines>")
+        else:
+            words.append(shlex.quote(arg))
+    return " ".join(words)
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,12 @@ import os
 import queue
 import subprocess
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import TransportError
-from .base import CommandResult, Process, Transport, UploadProgress
+from .base import CommandResult, Process, Transport, UploadProgress, log, shown
 
 
 class LocalProcess(Process):
@@ -93,6 +94,8 @@ class LocalTransport(Transport):
         return path if path.is_absolute() or self.cwd is None else Path(self.cwd) / path
 
     def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = 60.0) -> CommandResult:
+        started = time.monotonic()
+        log.debug("local: run %s", shown(argv))
         try:
             done = subprocess.run(list(argv), input=stdin, capture_output=True, timeout=timeout, cwd=self.cwd)
         except subprocess.TimeoutExpired:
@@ -101,15 +104,19 @@ class LocalTransport(Transport):
             ) from None
         except OSError as exc:
             raise TransportError(f"cannot run {argv[0]}: {exc}", "check the target's python setting") from None
+        log.debug("local: exit %d in %.3f s (%d B out, %d B err)", done.returncode, time.monotonic() - started,
+                  len(done.stdout), len(done.stderr))  # fmt: skip
         return CommandResult(tuple(argv), done.returncode, done.stdout, done.stderr)
 
     def start(self, argv: Sequence[str]) -> Process:
+        log.debug("local: start %s", shown(argv))
         return LocalProcess(argv, self.cwd)
 
     def put(self, data: bytes, remote_path: str, progress: UploadProgress | None = None) -> None:
         path = self._path(remote_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+        log.debug("local: wrote %d B to %s", len(data), path)
         if progress is not None:
             progress(len(data), len(data))
 

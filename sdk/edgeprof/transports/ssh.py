@@ -12,6 +12,9 @@ What it adds to a bare paramiko client, and why:
 * **``~/.ssh/config`` is honoured** (HostName, User, Port, IdentityFile, ProxyJump), and ssh-agent keys are used.
 * **Commands are argument lists.** They are joined with :func:`shlex.join`, so each argument reaches the board's
   shell as one quoted word; relative paths resolve in the remote home, as with ``ssh`` and ``sftp``.
+* **Failures are one line.** paramiko logs each failed handshake with a traceback; its logger gets a null handler,
+  and what went wrong reaches the user as a :class:`TransportError` (``edgeprof --verbose`` logs our own view:
+  each command, its duration and exit code, retries and their reason, bytes sent).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import errno
 import getpass
 import hashlib
 import io
+import logging
 import os
 import queue
 import random
@@ -38,10 +42,17 @@ from pathlib import Path
 import paramiko
 
 from ..errors import TransportError
-from .base import CommandResult, Process, Transport, UploadProgress
+from .base import CommandResult, Process, Transport, UploadProgress, log, shown
 
 #: Linux's socket option number, for Pythons built without the constant.
 _TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)
+
+# paramiko logs every failed handshake at ERROR with a traceback; without a handler Python prints those on stderr
+# (six tracebacks for one silent port). Our errors say what happened, in one line.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
+#: paramiko's host key algorithms for a key type as known_hosts files it (RSA keys sign with SHA-2 today).
+_ALGORITHMS = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
 
 
 @dataclass(frozen=True)
@@ -191,6 +202,7 @@ class SSHProcess(Process):
         self._channel = channel
         self._board = board
         self._why_lost = why_lost
+        self._started = time.monotonic()
         self._lines: queue.Queue[bytes | BaseException] = queue.Queue()
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
         threading.Thread(target=self._pump, daemon=True, name=f"ssh-stdout-{board}").start()
@@ -269,7 +281,10 @@ class SSHProcess(Process):
 
     def wait(self, timeout: float | None = None) -> int | None:
         if self._channel.status_event.wait(timeout):
-            return self._channel.recv_exit_status()
+            code = self._channel.recv_exit_status()
+            log.debug("ssh %s: the started command exited %d after %.3f s", self._board, code,
+                      time.monotonic() - self._started)  # fmt: skip
+            return code
         return None
 
 
@@ -312,6 +327,7 @@ class SSHTransport(Transport):
         self._hops: list[paramiko.SSHClient] = []
         self._sftp: paramiko.SFTPClient | None = None
         self._lock = threading.Lock()
+        self._closed = False
         self.connect_attempts_made = 0
         self.dead_reason: str | None = None
 
@@ -331,18 +347,66 @@ class SSHTransport(Transport):
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         return client
 
+    def _identity_files(self, endpoint: Endpoint, label: str) -> list[str]:
+        """The key files to offer. A missing or unreadable ``identity_file`` is a typo in the config: said at once,
+        naming the file, never retried (the board is not to blame). OpenSSH skips a missing ``IdentityFile`` of
+        ``~/.ssh/config``, and so do we."""
+        usable = []
+        for path in endpoint.identity_files:
+            if os.path.isfile(path) and os.access(path, os.R_OK):
+                usable.append(path)
+            elif "IdentityFile" in endpoint.from_ssh_config:
+                log.debug("ssh %s: IdentityFile %s (SSH config) does not exist; skipped, as ssh does", label, path)
+            else:
+                problem = "does not exist" if not os.path.exists(path) else "cannot be read"
+                raise TransportError(
+                    f"the SSH key file of {label}, {path}, {problem}",
+                    f"fix identity_file of {self.name} in the config ('edgeprof targets show {self.name}' shows it), "
+                    "or remove it to log in with ssh-agent and ~/.ssh/id_*",
+                )
+        return usable
+
+    def _await_greeting(self, sock: socket.socket, endpoint: Endpoint, label: str) -> None:
+        """An SSH server speaks first (``SSH-2.0-...``). A port that accepts TCP but says nothing, or says something
+        else, is not an SSH server: one clear line instead of paramiko's banner errors, and no retry."""
+        wait = self.timeouts.connect
+        where = f"{label} ({endpoint.hostname} port {endpoint.port})"
+        fix = (
+            f"check the port: is sshd listening on port {endpoint.port} of {endpoint.hostname}, or another service? "
+            "(if it is the board's sshd, the board is frozen or overloaded)"
+        )
+        readable, _, _ = select.select([sock], [], [], wait)
+        if not readable:
+            raise _Permanent(
+                TransportError(f"{where} accepts TCP connections but no SSH server greets there ({wait:g} s)", fix)
+            )
+        try:
+            head = sock.recv(256, socket.MSG_PEEK)
+        except OSError:
+            return  # paramiko's read reports it
+        if head and b"SSH-" not in head and b"\n" in head:
+            said = head.split(b"\n", 1)[0].decode("ascii", "replace").strip()
+            said = "".join(c if c.isprintable() else "?" for c in said)[:60]
+            raise _Permanent(TransportError(f"{where} answers, but not as an SSH server (it said {said!r})", fix))
+
     def _login(
         self, client: paramiko.SSHClient, endpoint: Endpoint, sock: socket.socket | paramiko.Channel, *, label: str
     ) -> None:
         t = self.timeouts
         try:
+            identities = self._identity_files(endpoint, label)
+        except TransportError as exc:
+            raise _Permanent(exc) from None
+        if isinstance(sock, socket.socket):
+            self._await_greeting(sock, endpoint, label)
+        try:
             client.connect(
                 endpoint.hostname,
                 port=endpoint.port,
                 username=endpoint.user,
-                key_filename=list(endpoint.identity_files) or None,
+                key_filename=identities or None,
                 allow_agent=True,
-                look_for_keys=not endpoint.identity_files,
+                look_for_keys=not identities,
                 sock=sock,
                 timeout=t.connect,
                 banner_timeout=t.connect,
@@ -350,6 +414,15 @@ class SSHTransport(Transport):
                 channel_timeout=t.connect,
             )
         except paramiko.BadHostKeyException as exc:
+            if exc.key.get_name() != exc.expected_key.get_name():  # another type than the one known: not a change
+                raise _Permanent(
+                    TransportError(
+                        f"{label} ({endpoint.host_key_name}) offers only a {exc.key.get_name()} host key and "
+                        f"{self.known_hosts} knows only its {exc.expected_key.get_name()} key, so the connection "
+                        "was refused",
+                        f"check the new key's fingerprint and record it with 'edgeprof targets trust {self.name}'",
+                    )
+                ) from None
             raise _Permanent(
                 TransportError(
                     f"the host key of {label} ({endpoint.host_key_name}) has CHANGED: it is now "
@@ -361,6 +434,14 @@ class SSHTransport(Transport):
             ) from None
         except paramiko.SSHException as exc:
             text = str(exc)
+            if "protocol banner" in text:  # through a jump host, where we cannot peek at the stream ourselves
+                raise _Permanent(
+                    TransportError(
+                        f"{label} ({endpoint.hostname} port {endpoint.port}) accepts connections but no SSH server "
+                        "greets there",
+                        f"check the port: is sshd listening on port {endpoint.port} of {endpoint.hostname}?",
+                    )
+                ) from None
             if "not found in known_hosts" in text:
                 raise _Permanent(
                     TransportError(
@@ -462,6 +543,7 @@ class SSHTransport(Transport):
                 self.dead_reason = (
                     f"its sshd answered nothing for {interval * count:.0f} s: the board is frozen or overloaded"
                 )
+                log.debug("ssh %s: closing the connection: %s", self.name, self.dead_reason)
                 transport.close()
                 return
 
@@ -472,15 +554,25 @@ class SSHTransport(Transport):
         with self._lock:
             if self._client is not None:
                 return self._client
+            if self._closed:  # closed on purpose (the work is over, or Ctrl-C): never quietly connect again
+                raise TransportError(
+                    f"the connection to {self.name} was closed by edgeprof", "start the work again if it was stopped"
+                )
+            self._identity_files(self.endpoint, self.name)  # a typo in the config is not worth three attempts
             attempts = max(1, self.timeouts.connect_attempts)
             delay = 0.5
             last: BaseException | None = None
             for attempt in range(1, attempts + 1):
                 self.connect_attempts_made = attempt
+                started = time.monotonic()
+                log.debug("ssh %s: connecting to %s (attempt %d of %d)", self.name, self.endpoint.describe(),
+                          attempt, attempts)  # fmt: skip
                 try:
                     self._client = self._connect_once()
+                    log.debug("ssh %s: connected and logged in in %.3f s", self.name, time.monotonic() - started)
                     return self._client
                 except _Permanent as exc:
+                    log.debug("ssh %s: attempt %d failed for good: %s", self.name, attempt, exc.args[0])
                     raise exc.args[0] from None
                 except socket.gaierror as exc:
                     if exc.errno != socket.EAI_AGAIN:
@@ -492,7 +584,10 @@ class SSHTransport(Transport):
                 except (OSError, EOFError, paramiko.SSHException) as exc:
                     last = exc
                 if attempt < attempts:
-                    time.sleep(delay * (1 + 0.2 * random.random()))
+                    pause = delay * (1 + 0.2 * random.random())
+                    log.debug("ssh %s: attempt %d failed after %.3f s (%s); retrying in %.2f s", self.name, attempt,
+                              time.monotonic() - started, _why(last), pause)  # fmt: skip
+                    time.sleep(pause)
                     delay *= 2
             assert last is not None
             raise TransportError(
@@ -500,16 +595,23 @@ class SSHTransport(Transport):
                 "check that the board is on, on the network, and runs sshd; 'edgeprof targets check' tests it",
             )
 
-    def fetch_host_key(self) -> paramiko.PKey:
+    def fetch_host_key(self, prefer: Sequence[str] = ()) -> paramiko.PKey:
         """The key the server presents, without logging in; for ``edgeprof targets trust``.
 
+        ``prefer`` lists key types (as known_hosts names them) to ask for first: a board that holds several host
+        keys presents the one of a type we already know, if it has one, so a known key is compared with its own kind.
         Jump hosts must already be trusted: trust is given one host at a time.
         """
         hops: list[paramiko.SSHClient] = []
         try:
             sock, hops = self._tunnel()
+            if isinstance(sock, socket.socket):
+                self._await_greeting(sock, self.endpoint, self.name)
             transport = paramiko.Transport(sock)
             try:
+                options = transport.get_security_options()
+                wanted = [a for kind in prefer for a in _ALGORITHMS.get(kind, (kind,)) if a in options.key_types]
+                options.key_types = [*dict.fromkeys(wanted), *(a for a in options.key_types if a not in wanted)]
                 transport.banner_timeout = self.timeouts.connect
                 transport.start_client(timeout=self.timeouts.connect)
                 return transport.get_remote_server_key()
@@ -526,13 +628,11 @@ class SSHTransport(Transport):
             for hop in reversed(hops):
                 hop.close()
 
-    def known_host_key(self) -> paramiko.PKey | None:
-        """The key recorded for this board, if any."""
+    def known_host_keys(self) -> dict[str, paramiko.PKey]:
+        """The keys recorded for this board, by type (``ssh-ed25519``, ``ecdsa-sha2-nistp256``, ``ssh-rsa``...)."""
         client = self._new_client()
         keys = client.get_host_keys().lookup(self.endpoint.host_key_name)
-        if not keys:
-            return None
-        return next(iter(keys.values()))
+        return {kind: keys[kind] for kind in keys} if keys else {}
 
     # -- commands ---------------------------------------------------------------------------------------------
 
@@ -554,7 +654,9 @@ class SSHTransport(Transport):
     def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
         limit = self.timeouts.command if timeout is None else timeout
         channel = self._session()
-        deadline = time.monotonic() + limit
+        started = time.monotonic()
+        log.debug("ssh %s: run %s", self.name, shown(argv))
+        deadline = started + limit
         out, err = io.BytesIO(), io.BytesIO()
         try:
             channel.exec_command(shlex.join(argv))
@@ -585,10 +687,13 @@ class SSHTransport(Transport):
             ) from None
         finally:
             channel.close()
+        log.debug("ssh %s: exit %d in %.3f s (%d B out, %d B err)", self.name, code, time.monotonic() - started,
+                  out.tell(), err.tell())  # fmt: skip
         return CommandResult(tuple(argv), code, out.getvalue(), err.getvalue())
 
     def start(self, argv: Sequence[str]) -> Process:
         channel = self._session()
+        log.debug("ssh %s: start %s", self.name, shown(argv))
         try:
             channel.exec_command(shlex.join(argv))
         except (OSError, EOFError, paramiko.SSHException) as exc:
@@ -614,8 +719,12 @@ class SSHTransport(Transport):
         return self._sftp
 
     def put(self, data: bytes, remote_path: str, progress: UploadProgress | None = None) -> None:
+        started = time.monotonic()
         try:
             self._sftp_client().putfo(io.BytesIO(data), remote_path, file_size=len(data), callback=progress)
+            took = time.monotonic() - started
+            log.debug("ssh %s: sent %d B to %s in %.3f s (%.1f MB/s)", self.name, len(data), remote_path, took,
+                      len(data) / max(took, 1e-6) / 1e6)  # fmt: skip
         except TransportError:
             raise
         except (OSError, EOFError, paramiko.SSHException) as exc:
@@ -642,9 +751,12 @@ class SSHTransport(Transport):
                 f"lost the connection to {self.name} during a download ({self.why_lost(exc)})",
                 "check that the board is up and reachable",
             ) from None
+        log.debug("ssh %s: fetched %d B from %s", self.name, buffer.tell(), remote_path)
         return buffer.getvalue()
 
     def close(self) -> None:
+        """Drop the connection for good: a later command fails instead of connecting again."""
+        self._closed = True
         for thing in (self._sftp, self._client, *reversed(self._hops)):
             if thing is not None:
                 with contextlib.suppress(Exception):
