@@ -30,6 +30,19 @@ from . import _table
 from .errors import StoreError
 
 NO_CHANGE = "no significant change"
+
+
+def _sampler(record: dict[str, Any]) -> str:
+    """Where power sampling and thermal watching ran (the agent's conditions.sampler), in a few words."""
+    found = (record.get("conditions") or {}).get("sampler")
+    if found is None:
+        return "not recorded"
+    if not found.get("ran"):
+        return "none"
+    energy = found.get("energy") or {}
+    return str(found.get("where")) + (f", {energy['sensor']} at {energy['target_rate_hz']:g} Hz" if energy else "")
+
+
 CONDITIONS = (
     ("target", lambda r: r.get("target")),
     ("board", lambda r: (r.get("device") or {}).get("hostname")),
@@ -37,6 +50,8 @@ CONDITIONS = (
     ("runtime", lambda r: " ".join(str(v) for v in ((r.get("runtime") or {}).get(k) for k in ("name", "version")))),
     ("delegate", lambda r: r.get("delegate")),
     ("threads", lambda r: r.get("threads")),
+    ("threads used", lambda r: ((r.get("conditions") or {}).get("threads") or {}).get("used") or "not recorded"),
+    ("sampler", _sampler),
     ("inputs", lambda r: r.get("inputs")),
 )
 
