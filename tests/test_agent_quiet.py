@@ -128,3 +128,20 @@ def test_threads_actually_used_are_counted(start_agent, mobilenet: Path) -> None
     assert two["conditions"]["threads"]["used"] == 2 and two["conditions"]["threads"]["created"] >= 1
     assert len(two["conditions"]["threads"]["busy_cpu_s"]) == 2
     assert not any(w.startswith("threads:") for w in one["stability"]["warnings"] + two["stability"]["warnings"])
+
+
+def test_compare_says_when_the_sampler_differs(start_agent, models: Path, tmp_path: Path) -> None:
+    from edgeprof.compare import compare
+
+    root = tmp_path / "ina"
+    fake_boards.ina226(root)
+    agent = start_agent(env={"EDGEPROF_SYSFS_ROOT": str(root)})
+    args = {"model": str(models / "float.tflite"), "runs": 200, "min_seconds": 0.2, "warmup_seconds": 0}
+    sibling = agent.ok("profile", {**args, "idle_seconds": 0})
+    inside = agent.ok("profile", {**args, "idle_seconds": 0, "sampling": "in-process"})
+    off = agent.ok("profile", {**args, "idle_seconds": 0, "energy": "off"})
+    assert "the runs differ in sampler: sibling, ina2xx at 100 Hz vs in-process, ina2xx at 100 Hz" in (
+        compare(sibling, inside).notes
+    )
+    assert "the runs differ in sampler: sibling, ina2xx at 100 Hz vs none" in compare(sibling, off).notes
+    assert not any("sampler" in note for note in compare(sibling, sibling).notes)
