@@ -145,3 +145,28 @@ def test_compare_says_when_the_sampler_differs(start_agent, models: Path, tmp_pa
     )
     assert "the runs differ in sampler: sibling, ina2xx at 100 Hz vs none" in compare(sibling, off).notes
     assert not any("sampler" in note for note in compare(sibling, sibling).notes)
+
+
+def test_a_sibling_that_dies_mid_run_costs_the_energy_figure_not_the_profile(start_agent, models, tmp_path) -> None:
+    root = tmp_path / "ina"
+    fake_boards.ina226(root)
+    agent = start_agent(env={"EDGEPROF_SYSFS_ROOT": str(root)})
+
+    def kill_the_sibling() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(e.get("phase") == "measure" for e in list(agent.events)):
+            time.sleep(0.002)
+        for child in _children(agent.process.pid):
+            os.kill(child, 9)
+
+    killer = threading.Thread(target=kill_the_sibling)
+    killer.start()
+    args = {"model": str(models / "float.tflite"), "runs": 5, "min_seconds": 1.0, "warmup_seconds": 0}
+    result = agent.ok("profile", {**args, "idle_seconds": 0})
+    killer.join()
+    assert result["latency_ms"]["count"] >= 5
+    assert result["energy"]["available"] is False and "ended before it handed over" in result["energy"]["reason"]
+    assert (
+        result["conditions"]["sampler"]["where"] == "sibling" and "exit -9" in result["conditions"]["sampler"]["reason"]
+    )
+    assert result["throttled"] is None

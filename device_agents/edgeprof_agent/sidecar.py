@@ -129,6 +129,7 @@ class Sampling(object):
         self.meter = None
         self.watch = None
         self.idle_window = None
+        self._run_start = None
         self.run_window = None
         self.idle_reason = None
         self.finished = None
@@ -237,31 +238,37 @@ class Sampling(object):
         return result
 
     def _finish_sibling(self, inferences, window_s):
-        self.process.stdin.write("stop\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write("stop\n")
+            self.process.stdin.flush()
+        except (OSError, ValueError):  # it died: what it left on its pipe, if anything, is all there is
+            pass
         line = _readline(self.process.stdout, 60.0)
         self._close_pipes()
         try:
             self.process.wait(10.0)
         except subprocess.TimeoutExpired:
             self._kill()
+        died = None
         if not line:
-            why = "the sibling sampler exited without its readings (exit %s)" % self.process.poll()
-            data = {"times": [], "values": [], "rails": [], "errors": 0, "last_error": why, "thermal": None}
+            died = "the sibling sampler process ended before it handed over its readings (exit %s)" % (
+                self.process.poll()
+            )
+            data = {"times": [], "values": [], "rails": [], "thermal": None}
         else:
             data = json.loads(line)
-        if data.get("thermal") is None:
-            data["thermal"] = {
-                "throttled": None,
-                "throttle_sources": [],
-                "throttle_evidence": [],
-                "throttle_reason": data.get("last_error"),
-                "watch_polls": 0,
-            }
-        thermal_report = data["thermal"]
+        thermal_report = data["thermal"] or {
+            "throttled": None,
+            "throttle_sources": [],
+            "throttle_evidence": [],
+            "throttle_reason": died,
+            "watch_polls": 0,
+        }
         info, kind, rate = self.ready.get("sensor"), self.ready.get("kind"), self.ready.get("rate_hz")
         run = None
-        if info is not None:
+        if info is not None and died:
+            energy_result = dict(info, available=False, reason=died + "; profile again")
+        elif info is not None:
             series = (data["times"], data["values"], data["rails"])
             errors = (data.get("errors") or 0, data.get("last_error"))
             idle = None
@@ -292,6 +299,8 @@ class Sampling(object):
         )
         conditions["pid"] = self.ready.get("pid")
         conditions["cpu_s"] = data.get("cpu_s")
+        if died:
+            conditions["reason"] = died
         return energy_result, thermal_report, conditions
 
     def _finish_in_process(self, inferences, window_s):

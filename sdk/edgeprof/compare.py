@@ -50,7 +50,7 @@ CONDITIONS = (
     ("runtime", lambda r: " ".join(str(v) for v in ((r.get("runtime") or {}).get(k) for k in ("name", "version")))),
     ("delegate", lambda r: r.get("delegate")),
     ("threads", lambda r: r.get("threads")),
-    ("threads used", lambda r: ((r.get("conditions") or {}).get("threads") or {}).get("used") or "not recorded"),
+    ("threads used", lambda r: ((r.get("conditions") or {}).get("threads") or {}).get("used") or "unknown"),
     ("sampler", _sampler),
     ("inputs", lambda r: r.get("inputs")),
 )
