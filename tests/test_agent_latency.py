@@ -7,10 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from edgeprof_agent import arena
 
 QUICK = {"idle_seconds": 0, "energy": "off", "warmup_seconds": 0, "min_seconds": 0}
 
@@ -120,31 +116,12 @@ def test_memory_figures_and_the_arena_estimate(host, models: Path) -> None:
     assert mem["model_rss_delta_kb"] == mem["rss_after_load_kb"] - mem["rss_before_load_kb"]
     assert mem["rss_allocate_delta_kb"] is not None
     # With XNNPACK the plan is one delegate node: only the input (8x8x1 float) and output (10 floats) live in the
-    # arena, 256 + 40 bytes, each rounded up to 64.
-    assert mem["tensor_arena"]["estimate_bytes"] == 256 + 64 and mem["tensor_arena"]["plan_nodes"] == 1
+    # arena, the output at the next 64-byte boundary after the input: 256 + 40 bytes.
+    assert mem["tensor_arena"]["estimate_bytes"] == 256 + 40 and mem["tensor_arena"]["plan_nodes"] == 1
     # Without a delegate every op runs from the arena, so it holds the intermediate activations too.
     assert plain["memory"]["tensor_arena"]["estimate_bytes"] > 256 + 64
-    assert "estimate" in plain["memory"]["tensor_arena"]["method"]
-
-
-lifetimes = st.lists(
-    st.tuples(st.integers(0, 5000), st.integers(0, 20), st.integers(0, 20)).map(
-        lambda t: (t[0], min(t[1], t[2]), max(t[1], t[2]))
-    ),
-    max_size=25,
-)
-
-
-@settings(max_examples=200, deadline=None)
-@given(lifetimes)
-def test_greedy_arena_never_overlaps_live_tensors_and_stays_within_bounds(tensors) -> None:
-    placed = arena.place(tensors)
-    for i, (o1, s1, f1, l1) in enumerate(placed):
-        for o2, s2, f2, l2 in placed[i + 1 :]:
-            if not (l1 < f2 or l2 < f1):  # both alive at some step: their bytes must not overlap
-                assert o1 + s1 <= o2 or o2 + s2 <= o1
-    high = arena.greedy_by_size(tensors)
-    aligned = [arena._aligned(s) for s, _f, _l in tensors]
-    spans = [(a, first, last) for a, (_s, first, last) in zip(aligned, tensors, strict=True)]
-    live_peak = max([sum(a for a, first, last in spans if first <= t <= last) for t in range(21)] or [0])
-    assert live_peak <= high <= sum(aligned)
+    assert "replayed" in plain["memory"]["tensor_arena"]["method"]
+    # Every run also reports the builtin-kernel plan (what `inspect` shows): the plan of a run without a delegate.
+    assert mem["tensor_arena"]["builtin_bytes"] == plain["memory"]["tensor_arena"]["estimate_bytes"]
+    # Builtin kernels made op temporaries (the convolution's im2col buffer): seen and reported, not placed.
+    assert plain["memory"]["tensor_arena"]["temporaries_bytes"] > 0 == mem["tensor_arena"]["temporaries_bytes"]

@@ -5,5 +5,5 @@ the board has. The host uploads it as a single zipapp and talks to it in JSON li
 nothing of the host.
 """
 
-AGENT_VERSION = "0.2.0"
+AGENT_VERSION = "0.3.0"  # 0.3: conditions, stability, the sibling sampler, LiteRT-exact arena plan
 PROTOCOL_VERSION = 1

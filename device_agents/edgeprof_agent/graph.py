@@ -17,25 +17,60 @@ class Graph(object):
         self.delegates = [op for op in ops if op["op_name"] == DELEGATE]
         self.originals = [op for op in ops if op["op_name"] != DELEGATE]
         self.covered = {}  # original op index -> delegate node index
-        producer = {}
+        self._cover()
+
+    def _cover(self):
+        """Which delegate node replaced which ops.
+
+        A delegate node's inputs are exactly the tensors its ops read from outside, its outputs exactly those read
+        outside it. So, until nothing changes: the producer of a tensor that a replaced op reads, and that is not
+        one of the node's inputs, was replaced by the same node (this starts from the node's outputs); and an op
+        that reads a tensor made inside a node and not handed out by it runs inside that node too (ops whose
+        outputs never leave the delegate, such as ASSIGN_VARIABLE, are found this way).
+        """
+        producer, readers = {}, {}
         for op in self.originals:
             for t in op["outputs"]:
                 if t >= 0:
                     producer[t] = op
+            for t in op["inputs"]:
+                if t >= 0:
+                    readers.setdefault(t, []).append(op)
         for node in self.delegates:
             boundary = set(t for t in node["inputs"] if t >= 0)
-            stack = [t for t in node["outputs"] if t >= 0]
+            exported = set(t for t in node["outputs"] if t >= 0)
+            stack = [("made", t) for t in exported]
             seen = set()
-            while stack:
-                tensor = stack.pop()
-                if tensor in seen or tensor in boundary:
-                    continue
-                seen.add(tensor)
-                op = producer.get(tensor)
-                if op is None or op["index"] in self.covered:
-                    continue
+
+            def take(op, node=node, stack=stack, exported=exported):
                 self.covered[op["index"]] = node["index"]
-                stack.extend(t for t in op["inputs"] if t >= 0)
+                stack.extend(("made", t) for t in op["inputs"] if t >= 0)
+                stack.extend(("read", t) for t in op["outputs"] if t >= 0 and t not in exported)
+
+            while stack:
+                while stack:
+                    item = stack.pop()
+                    if item in seen:
+                        continue
+                    seen.add(item)
+                    kind, tensor = item
+                    if kind == "made":  # made inside the node: its producer was replaced
+                        op = producer.get(tensor)
+                        if tensor not in boundary and op is not None and op["index"] not in self.covered:
+                            take(op)
+                    else:  # a tensor that never leaves the node: every op reading it was replaced
+                        for op in readers.get(tensor, []):
+                            if op["index"] not in self.covered:
+                                take(op)
+                # Every input of the node is read by an op inside it: an input that no replaced op reads, and that
+                # one op outside reads, has found that op (an ASSIGN_VARIABLE of a handle made elsewhere).
+                inside = set(i for i, n in self.covered.items() if n == node["index"])
+                for t in sorted(boundary):
+                    if any(op["index"] in inside for op in readers.get(t, [])):
+                        continue
+                    free = [op for op in readers.get(t, []) if op["index"] not in self.covered]
+                    if len(free) == 1:
+                        take(free[0])
 
     def plan(self):
         """Nodes in execution order: each delegate node where its first replaced op was, the other ops as they are."""

@@ -65,3 +65,30 @@ def pin(cpus):
             "cannot pin to CPUs %s: %s" % (cpus, exc),
             "name CPUs that exist on the board (see the cpu facts in hello)",
         )
+
+
+def _nothing():
+    return None
+
+
+def timer_overhead(calls=2000):
+    """What timing costs on this board, measured here: the timed loop around a callable that does nothing (the bias
+    in every sample), and two back-to-back ``perf_counter_ns`` reads (the clock alone)."""
+    clock = time.perf_counter_ns
+    pairs = []
+    for _ in range(calls):
+        a = clock()
+        b = clock()
+        pairs.append(b - a)
+    pairs.sort()
+    empty, _started, _ended = timed_loop(_nothing, calls, 0.0, 1.0)
+    empty_ns = sorted(s * 1e6 for s in empty)
+    info = time.get_clock_info("perf_counter")
+    return {
+        "clock": "time.perf_counter (%s)" % info.implementation,
+        "resolution_ns": info.resolution * 1e9,
+        "back_to_back_ns": float(pairs[len(pairs) // 2]),
+        "back_to_back_min_ns": float(pairs[0]),
+        "empty_call_ns": empty_ns[len(empty_ns) // 2],
+        "calls": calls,
+    }

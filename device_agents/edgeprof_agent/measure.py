@@ -1,17 +1,23 @@
 """The ``profile`` and ``predict`` operations: one model, one request, one result object.
 
 ``profile`` order of events, each step's reason in brackets:
-  thermal snapshot (conditions before) -> energy sensor found, idle power measured (before the model adds load)
+  sibling sampler started (a small process forks cheaply; it finds the power sensor and takes the thermal snapshot
+  before) -> CPU pinning (the sibling moves off the pinned CPUs) -> idle power measured (before the model adds load)
   -> RSS baseline, peak reset -> load + allocate (timed; peak RSS of the load) -> delegation read from the graph
-  -> arena estimate -> inputs set once -> peak reset -> first inference (timed alone, it pays lazy setup)
-  -> warm-up -> measured loop with the energy sampler beside it -> thermal snapshot (conditions after).
+  -> arena plan -> inputs set once -> peak reset -> first inference (timed alone, it pays lazy setup) -> warm-up
+  -> threads' CPU times -> measured loop (the sibling samples on its own; nothing else runs in this process)
+  -> threads' CPU times -> timer overhead -> the sibling stops and hands over its readings and the thermal
+  snapshot after -> statistics and stability checks.
+
+The result's ``conditions`` hold what the run depended on beyond its options (``sampler``: whether a sampler ran,
+where, its rate and readings; ``threads``: requested, used, created) and ``stability`` the checks of stability.py.
 """
 
 import time
 
 import numpy as np
 
-from . import arena, energy, latency, memory, runtimes, stats, thermal
+from . import arena, energy, latency, memory, runtimes, sidecar, stability, stats, threads
 from . import inputs as inputs_mod
 from .protocol import BAD_INPUT, BAD_REQUEST, AgentError
 
@@ -35,6 +41,7 @@ DEFAULTS = {
     "energy_rate_hz": None,
     "idle_seconds": 1.0,
     "thermal_interval_s": 1.0,
+    "sampling": "sibling",  # where the power sampler and thermal watcher run: "sibling" or "in-process"
 }
 
 FIX_OPTIONS = "correct the option (edgeprof profile --help lists each with its range)"
@@ -82,6 +89,12 @@ def _options(args):
                 raise AgentError(BAD_REQUEST, "%s must be a number, not %r" % (name, merged[name]), FIX_OPTIONS)
             if merged[name] <= 0:
                 raise AgentError(BAD_REQUEST, "%s must be positive" % name, FIX_OPTIONS)
+    if merged["sampling"] not in (sidecar.SIBLING, sidecar.IN_PROCESS):
+        raise AgentError(
+            BAD_REQUEST,
+            "sampling must be %r or %r, not %r" % (sidecar.SIBLING, sidecar.IN_PROCESS, merged["sampling"]),
+            FIX_OPTIONS,
+        )
     if str(merged["energy"]).lower() not in ("auto", "off") + energy.NAMES:
         raise AgentError(
             BAD_REQUEST,
@@ -108,19 +121,17 @@ def _set_inputs(interpreter, opts):
 def profile(args, emit):
     opts = _options(args)
     model = args["model"]
-    affinity = latency.pin(opts["cpus"])
-    runtime = runtimes.load(opts["runtime"])
-
-    watch = thermal.Watch(opts["thermal_interval_s"])
-    sensor, checked = energy.discover(opts)
-    meter = energy.Meter(sensor, opts) if sensor is not None else None
+    quiet = sidecar.start(opts)  # before the model loads: a small process forks cheaply
     try:
-        if meter is not None:
-            emit("phase", phase="idle", seconds=meter.idle_seconds)
-            meter.measure_idle()
-        watch.start()
+        affinity = latency.pin(opts["cpus"])
+        quiet.avoid(affinity if opts["cpus"] else None)
+        runtime = runtimes.load(opts["runtime"])
+        if quiet.has_sensor:
+            emit("phase", phase="idle", seconds=quiet.idle_seconds)
+            quiet.measure_idle()
 
         emit("phase", phase="load")
+        baseline_threads = threads.snapshot()
         rss_before = memory.rss_kb()
         reset_load, reset_load_why = memory.reset_peak()
         interpreter, load = runtimes.make_interpreter(
@@ -151,8 +162,8 @@ def profile(args, emit):
             keep=False,
         )
         emit("phase", phase="measure")
-        if meter is not None:
-            meter.start()
+        cpu_before = threads.snapshot()
+        quiet.run_started()
         samples, m0, m1 = latency.timed_loop(
             invoke,
             opts["runs"],
@@ -161,21 +172,18 @@ def profile(args, emit):
             opts["pause_ms"] / 1000.0,
             tick=lambda runs, seconds: emit("progress", phase="measure", runs=runs, seconds=round(seconds, 3)),
         )
-        if meter is not None:
-            meter.stop()
+        quiet.run_stopped()
+        cpu_after = threads.snapshot()
         measured_s = m1 - m0
         peak_run = memory.peak_rss_kb()
         rss_after = memory.rss_kb()
-        conditions = watch.stop()
-        watch = None
-        energy_result = meter.result(len(samples), measured_s) if meter is not None else energy.unavailable(checked)
-        meter = None
+        timer = latency.timer_overhead()
+        threads_used = threads.used(
+            opts["threads"], baseline_threads, cpu_before, cpu_after, measured_s, quiet.thread_ids()
+        )
+        energy_result, thermal_report, sampler = quiet.finish(len(samples), measured_s)
     finally:
-        if watch is not None:
-            watch.stop()
-        if meter is not None:
-            meter.stop()
-            meter.sensor.close()
+        quiet.close()
 
     peaks = [p for p in (peak_load, peak_run) if p is not None]
     result = {
@@ -201,6 +209,7 @@ def profile(args, emit):
                 "energy_rate_hz",
                 "idle_seconds",
                 "thermal_interval_s",
+                "sampling",
             )
         ),
         "inputs": "data" if opts["inputs"] else "random",
@@ -226,9 +235,11 @@ def profile(args, emit):
             "board": memory.meminfo(),
         },
         "energy": energy_result,
-        "thermal": conditions,
-        "throttled": conditions["throttled"],
+        "thermal": thermal_report,
+        "throttled": thermal_report["throttled"],
+        "conditions": {"sampler": sampler, "threads": threads_used},
     }
+    result["stability"] = stability.check(samples, result["latency_ms"], timer, threads_used, sampler)
     if not reset_load or not reset_run:
         result["memory"]["peak_reset_problem"] = reset_load_why or reset_run_why
     limit = opts["max_samples"]

@@ -1,10 +1,11 @@
 """Thermal state: SoC temperatures, CPU clocks, cooling devices and the Raspberry Pi's throttle bits.
 
 Read before and after a measurement and watched at a low rate (1 Hz by default) in between, so a result can say
-whether the board throttled while it was measured. Sources (kernel ABI, via the sysfs root):
-``/sys/class/thermal/thermal_zone*/{type,temp}`` (temp in m°C), ``/sys/class/thermal/cooling_device*/{type,
-cur_state,max_state}``, ``/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq`` (kHz), and on Raspberry Pis
-``vcgencmd get_throttled``.
+whether the board throttled while it was measured. The watch runs in the sibling process (sidecar.py), not in the
+timed one; ``vcgencmd get_throttled``'s sticky bits (16-19) are read when it starts and when it stops. Sources
+(kernel ABI, via the sysfs root): ``/sys/class/thermal/thermal_zone*/{type,temp}`` (temp in m°C),
+``/sys/class/thermal/cooling_device*/{type,cur_state,max_state}``,
+``/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq`` (kHz), and on Raspberry Pis ``vcgencmd get_throttled``.
 
 ``throttled`` is True when any source saw throttling during the run, False when at least one source was watched
 and none did, and None when the board offers no source at all (then ``throttle_sources`` is empty).
@@ -138,6 +139,7 @@ class Watch(object):
         self.cooling_seen = []
         self._stop = threading.Event()
         self._thread = None
+        self.thread_id = None  # native id of the polling thread, once it runs
         self._use_vcgencmd = self.before["_throttled_value"] is not None
 
     def start(self):
@@ -161,6 +163,8 @@ class Watch(object):
         self.polls += 1
 
     def _run(self):
+        native = getattr(threading, "get_native_id", None)
+        self.thread_id = native() if native else None
         while not self._stop.wait(self.interval_s):
             try:
                 self._poll()
@@ -202,6 +206,7 @@ class Watch(object):
             snap.pop("_throttled_why", None)
         throttled = bool(evidence) if sources else None
         report = {
+            "watching": bool(before["zones"] or before["cooling"] or "vcgencmd get_throttled" in sources),
             "before": before,
             "after": after,
             "max_temp_c": self.max_temp,

@@ -30,6 +30,19 @@ from . import _table
 from .errors import StoreError
 
 NO_CHANGE = "no significant change"
+
+
+def _sampler(record: dict[str, Any]) -> str:
+    """Where power sampling and thermal watching ran (the agent's conditions.sampler), in a few words."""
+    found = (record.get("conditions") or {}).get("sampler")
+    if found is None:
+        return "not recorded"
+    if not found.get("ran"):
+        return "none"
+    energy = found.get("energy") or {}
+    return str(found.get("where")) + (f", {energy['sensor']} at {energy['target_rate_hz']:g} Hz" if energy else "")
+
+
 # Each condition as a reader wants it written: never Python's None.
 CONDITIONS = (
     ("target", lambda r: r.get("target") or "unknown"),
@@ -43,6 +56,8 @@ CONDITIONS = (
     ),
     ("delegate", lambda r: r.get("delegate") or "unknown"),
     ("threads", lambda r: r.get("threads") or "the runtime's default"),
+    ("threads used", lambda r: ((r.get("conditions") or {}).get("threads") or {}).get("used") or "unknown"),
+    ("sampler", _sampler),
     ("inputs", lambda r: r.get("inputs") or "unknown"),
 )
 

@@ -151,6 +151,7 @@ class ProfileResult:
             _summary_energy(m.get("energy")),
             *_summary_thermal(m.get("thermal"), m.get("throttled")),
             *_summary_accuracy(m.get("accuracy")),
+            *_summary_stability(m),
         ]
         return "\n".join(line for line in lines if line is not None)
 
@@ -177,7 +178,12 @@ def _summary_memory(mem: dict[str, Any]) -> str:
         parts.append("peak not reset: " + mem["peak_reset_problem"])
     arena = mem.get("tensor_arena") or {}
     if arena.get("available"):
-        parts.append(f"tensor arena ~{_table.size(arena['estimate_bytes'])} (estimate)")
+        builtin = arena.get("builtin_bytes")
+        parts.append(
+            f"tensor arena {_table.size(arena['estimate_bytes'])} (LiteRT's plan replayed"
+            + (f"; {_table.size(builtin)} with builtin kernels, as inspect shows" if arena.get("delegated") else "")
+            + ")"
+        )
     board = mem.get("board") or {}
     if board.get("total_kb"):
         free = _table.size((board.get("available_kb") or 0) * 1024)
@@ -249,6 +255,23 @@ def _summary_accuracy(acc: dict[str, Any] | None) -> list[str]:
         f"({acc['difference'].get('accuracy', 0):+.2%}; same class for {acc['agreement']:.2%} of "
         f"{acc['samples']} samples of {acc['eval_data']})"
     ]
+
+
+def _summary_stability(m: dict[str, Any]) -> list[str]:
+    """The agent's stability checks (edgeprof_agent/stability.py): its warnings as it wrote them."""
+    found = m.get("stability")
+    if not found:
+        return []
+    conditions = m.get("conditions") or {}
+    threads, sampler, timer = conditions.get("threads") or {}, conditions.get("sampler") or {}, found.get("timer") or {}
+    facts = [f"{found['samples']} samples"]
+    if timer.get("empty_call_ns") is not None:
+        facts.append(f"timer {timer['empty_call_ns']:.0f} ns a call")
+    if threads.get("used"):
+        facts.append(f"{threads['used']} thread(s) used of {threads.get('requested') or 'default'}")
+    facts.append(f"sampler {sampler['where']}" if sampler.get("ran") else "no sampler ran")
+    head = "stability: ok" if found["stable"] else f"stability: {len(found['warnings'])} warning(s)"
+    return [f"{head} ({', '.join(facts)})", *(f"  ! {w}" for w in found["warnings"])]
 
 
 EventHandler = Callable[[dict[str, Any]], None]

@@ -238,16 +238,18 @@ def jetson_agx_xavier_iio(root: Path) -> dict[str, tuple[str, int]]:
     return rails
 
 
-def fake_vcgencmd(bin_dir: Path, state: Path, pmic: str = PMIC_READ_ADC) -> Path:
-    """A ``vcgencmd`` on PATH that prints the firmware's formats; ``state`` holds the get_throttled value."""
+def fake_vcgencmd(bin_dir: Path, state: Path, pmic: str = PMIC_READ_ADC, log: Path | None = None) -> Path:
+    """A ``vcgencmd`` on PATH that prints the firmware's formats; ``state`` holds the get_throttled value.
+
+    With ``log``, each call appends a line "PARENT_PID COMMAND": which process spawned it.
+    """
     bin_dir.mkdir(parents=True, exist_ok=True)
     (bin_dir / "pmic_read_adc.txt").write_text(pmic)
     if not state.exists():
         state.write_text("0x0\n")
     script = bin_dir / "vcgencmd"
     script.write_text(
-        "#!/bin/sh\n"
-        'case "$1" in\n'
+        "#!/bin/sh\n" + (f'echo "$PPID $1" >> "{log}"\n' if log is not None else "") + 'case "$1" in\n'
         f'  get_throttled) printf "throttled=%s\\n" "$(cat {state})" ;;\n'
         f'  pmic_read_adc) cat "{bin_dir}/pmic_read_adc.txt" ;;\n'
         '  measure_temp) echo "temp=51.6\'C" ;;\n'

@@ -4,10 +4,10 @@ One plugin a file, tried in this order (the first that can measure wins; ``energ
 force it, or ``off``): Jetson INA3221, Raspberry Pi 5 PMIC, INA219/INA226 (ina2xx), a battery fuel gauge, RAPL, any
 other hwmon power sensor. ``command`` (a user-given command printing watts) is used when ``energy_command`` is set.
 
-Default sampling rates: 100 Hz for sysfs sensors and 10 Hz for sensors read by spawning a command. A Python thread
-reading a sysfs file at 1 kHz slowed a 2-thread inference by 9-18 % on a 2-core machine, at 100 Hz by at most 2 %
-(FIELD-NOTES; ``scripts/bench-agent`` measures it again). Each result reports the rate achieved and the sampler's
-own CPU time, so its cost is visible.
+Default sampling rates: 100 Hz for sysfs sensors and 10 Hz for sensors read by spawning a command. The sampler runs
+in a sibling process (sidecar.py), not in the timed one: a Python thread reading a sysfs file at 1 kHz inside it
+slowed a 2-thread inference by 9-18 % on a 2-core machine (FIELD-NOTES; ``scripts/bench-agent`` measures the
+sibling's cost). Each result reports the rate achieved, where the sampler ran and its own CPU time.
 """
 
 from . import battery, command, hwmon, ina2xx, ina3221, rapl, rpi_pmic
@@ -82,8 +82,54 @@ def unavailable(checked):
     return {"available": False, "reason": reason, "checked": checked}
 
 
+def figures(info, kind, rate_hz, idle, idle_reason, run, run_why, inferences, window_s, cost):
+    """The energy result from window statistics (``window_stats``) of the idle and measured windows.
+
+    ``info``: the sensor's ``describe()``; ``cost``: the sampler's own CPU time (``cpu_s``, over ``cpu_window_s``)
+    and where it ran (``where``).
+    """
+    if run is None:
+        out = {
+            "available": False,
+            "reason": "the measured window (%.3f s) held too few sensor readings at %.0f Hz: %s; "
+            "raise --min-seconds" % (window_s, rate_hz, run_why),
+        }
+        out.update(info)
+        return out
+    out = {"available": True}
+    out.update(info)
+    cpu_s, cpu_window = cost.get("cpu_s"), cost.get("cpu_window_s")
+    out.update(
+        {
+            "target_rate_hz": rate_hz,
+            "sample_rate_hz": run["rate_hz"],
+            "samples": run["samples"],
+            "distinct_values": run["distinct_values"],
+            "read_errors": cost.get("read_errors", 0),
+            "sampler": cost.get("where"),
+            "sampler_cpu_s": cpu_s,
+            "sampler_cpu_share": cpu_s / cpu_window if cpu_s is not None and cpu_window else None,
+            "idle_w": idle["mean_w"] if idle else None,
+            "idle_seconds": idle["seconds"] if idle else None,
+            "idle_samples": idle["samples"] if idle else None,
+        }
+    )
+    if idle_reason:
+        out["idle_reason"] = idle_reason
+    for key in ("min_w", "max_w"):
+        if key in run:
+            out[key] = run[key]
+    out.update(per_inference(run, idle, inferences, window_s))
+    if "rails_w" in run:
+        rails = dict((name, {"mean_w": w}) for name, w in run["rails_w"].items())
+        for name, w in ((idle or {}).get("rails_w") or {}).items():
+            rails.setdefault(name, {})["idle_w"] = w
+        out["rails"] = rails
+    return out
+
+
 class Meter(object):
-    """Idle first, then a sampler around the measured loop; ``result()`` assembles the figures."""
+    """The in-process fallback: idle first, then a sampler thread around the measured loop."""
 
     def __init__(self, sensor, options):
         self.sensor = sensor
@@ -113,39 +159,12 @@ class Meter(object):
         info = self.sensor.describe()
         self.sensor.close()
         run, why = window_stats(self.sampler, self.sensor.kind)
-        if run is None:
-            out = {
-                "available": False,
-                "reason": "the measured window (%.3f s) held too few sensor readings at %.0f Hz: %s; "
-                "raise --min-seconds" % (window_s, self.rate_hz, why),
-            }
-            out.update(info)
-            return out
-        out = {"available": True}
-        out.update(info)
-        out.update(
-            {
-                "target_rate_hz": self.rate_hz,
-                "sample_rate_hz": run["rate_hz"],
-                "samples": run["samples"],
-                "distinct_values": run["distinct_values"],
-                "read_errors": self.sampler.errors,
-                "sampler_cpu_s": self.sampler.cpu_s,
-                "sampler_cpu_share": self.sampler.cpu_s / run["seconds"] if run["seconds"] else None,
-                "idle_w": self.idle["mean_w"] if self.idle else None,
-                "idle_seconds": self.idle["seconds"] if self.idle else None,
-                "idle_samples": self.idle["samples"] if self.idle else None,
-            }
+        cost = {
+            "cpu_s": self.sampler.cpu_s,
+            "cpu_window_s": run["seconds"] if run else None,
+            "read_errors": self.sampler.errors,
+            "where": "in-process",
+        }
+        return figures(
+            info, self.sensor.kind, self.rate_hz, self.idle, self.idle_reason, run, why, inferences, window_s, cost
         )
-        if self.idle_reason:
-            out["idle_reason"] = self.idle_reason
-        for key in ("min_w", "max_w"):
-            if key in run:
-                out[key] = run[key]
-        out.update(per_inference(run, self.idle, inferences, window_s))
-        if "rails_w" in run:
-            rails = dict((name, {"mean_w": w}) for name, w in run["rails_w"].items())
-            for name, w in ((self.idle or {}).get("rails_w") or {}).items():
-                rails.setdefault(name, {})["idle_w"] = w
-            out["rails"] = rails
-        return out

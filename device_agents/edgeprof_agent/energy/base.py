@@ -2,8 +2,10 @@
 
 A sensor reads either instantaneous power in watts (``kind = "power"``: INA3221, INA2xx, PMIC, battery, hwmon, a
 command) or a cumulative energy counter in joules (``kind = "energy"``: RAPL). The sampler reads it at a fixed rate
-in a thread beside the inference loop. Power sensors are averaged over time (trapezoids, so uneven sample spacing
-does not bias the mean); energy counters are differenced (first and last reading of the window).
+in a thread: in the sibling process (sidecar.py) by default, in the timed process only as a fallback. Each reading
+is stamped with the monotonic clock at the middle of the read. A window (idle, measured loop) takes the readings
+inside it, with the values at its two ends interpolated from the readings around them. Power sensors are averaged
+over time (trapezoids, so uneven sample spacing does not bias the mean); energy counters are differenced.
 
 Energy per inference, gross = mean power x window / inferences; above idle = (mean - idle power) x window /
 inferences, where idle power is measured with the same sensor before the model loads. With a delay between runs
@@ -59,9 +61,11 @@ def _children_cpu_s():
 class Sampler(object):
     """Reads a sensor at ``rate_hz`` in a daemon thread until stopped; keeps every (time, value) pair."""
 
-    def __init__(self, sensor, rate_hz):
+    def __init__(self, sensor, rate_hz, clock=time.monotonic):
         self.sensor = sensor
         self.rate_hz = float(rate_hz)
+        self.clock = clock
+        self.thread_id = None  # the native id of the sampling thread, once it runs
         self.times = []
         self.values = []
         self.rails = []
@@ -73,31 +77,34 @@ class Sampler(object):
         self._thread = None
 
     def _sample(self):
+        t0 = self.clock()
         try:
             value, rails = self.sensor.read()
         except Exception as exc:  # noqa: BLE001 - a failed read is counted, not fatal
             self.errors += 1
             self.last_error = "%s: %s" % (type(exc).__name__, exc)
             return
-        self.times.append(time.perf_counter())
+        self.times.append((t0 + self.clock()) * 0.5)  # a command takes milliseconds: stamp its middle
         self.values.append(float(value))
         self.rails.append(rails)
 
     def _run(self):
+        native = getattr(threading, "get_native_id", None)
+        self.thread_id = native() if native else None
         period = 1.0 / self.rate_hz
         thread_clock = getattr(time, "thread_time", None)
         cpu0 = thread_clock() if thread_clock else 0.0
         children0 = _children_cpu_s() if self.sensor.spawns_process else 0.0
-        deadline = time.perf_counter()
+        deadline = self.clock()
         while True:
             with self._lock:
                 if self._stopping:
                     break
                 self._sample()
             deadline += period
-            delay = deadline - time.perf_counter()
+            delay = deadline - self.clock()
             if delay < 0:  # the sensor is slower than the rate: sample back to back, never in bursts
-                deadline = time.perf_counter()
+                deadline = self.clock()
                 delay = 0.0
             time.sleep(delay)
         self.cpu_s = (thread_clock() - cpu0) if thread_clock else 0.0
@@ -126,19 +133,73 @@ class Sampler(object):
         return self.stop()
 
 
+class Series(object):
+    """Readings of one window: times, values, rails (a dict per reading or None) and how many were real readings
+    (the window's two ends may be interpolated points)."""
+
+    def __init__(self, times, values, rails, errors=0, last_error=None, readings=None, rate_hz=None):
+        self.times = times
+        self.values = values
+        self.rails = rails
+        self.errors = errors
+        self.last_error = last_error
+        self.readings = len(values) if readings is None else readings
+        self.rate_hz = rate_hz  # achieved rate of the real readings
+
+
+def _between(t, t_a, t_b, a, b):
+    if a is None or b is None:
+        return a if b is None else b
+    if t_b == t_a:
+        return a
+    return a + (b - a) * (t - t_a) / (t_b - t_a)
+
+
+def _rails_between(t, t_a, t_b, a, b):
+    if not a or not b:
+        return a or b
+    return dict((name, _between(t, t_a, t_b, a[name], b.get(name))) for name in a)
+
+
+def clip(times, values, rails, start, end, errors=0, last_error=None):
+    """The readings in ``[start, end]``, with interpolated points at both ends when readings lie beyond them."""
+    inside = [i for i, t in enumerate(times) if start <= t <= end]
+    if not inside:
+        return Series([], [], [], errors, last_error, 0)
+    first, last = inside[0], inside[-1]
+    span = times[last] - times[first]
+    rate = (len(inside) - 1) / span if len(inside) > 1 and span > 0 else None
+    out_t = [times[i] for i in inside]
+    out_v = [values[i] for i in inside]
+    out_r = [rails[i] for i in inside]
+    if len(inside) >= 2 and first > 0 and times[first] > start:
+        a = first - 1
+        out_t.insert(0, start)
+        out_v.insert(0, _between(start, times[a], times[first], values[a], values[first]))
+        out_r.insert(0, _rails_between(start, times[a], times[first], rails[a], rails[first]))
+    if len(inside) >= 2 and last + 1 < len(times) and times[last] < end:
+        b = last + 1
+        out_t.append(end)
+        out_v.append(_between(end, times[last], times[b], values[last], values[b]))
+        out_r.append(_rails_between(end, times[last], times[b], rails[last], rails[b]))
+    return Series(out_t, out_v, out_r, errors, last_error, len(inside), rate)
+
+
 def window_stats(sampler, kind):
     """Mean power over the sampled window, or None with a reason when there is too little to average."""
     times, values = sampler.times, sampler.values
-    if len(values) < 2:
+    readings = getattr(sampler, "readings", len(values))
+    if readings < 2:
         return None, "only %d reading(s) in the window (%d failed%s)" % (
-            len(values),
+            readings,
             sampler.errors,
             (": " + sampler.last_error) if sampler.last_error else "",
         )
     span = times[-1] - times[0]
     if span <= 0:
         return None, "readings have no time span"
-    stats = {"samples": len(values), "seconds": span, "rate_hz": (len(values) - 1) / span}
+    rate = sampler.rate_hz if isinstance(sampler, Series) and sampler.rate_hz else (len(values) - 1) / span
+    stats = {"samples": readings, "seconds": span, "rate_hz": rate}
     if kind == "energy":
         stats["mean_w"] = (values[-1] - values[0]) / span
         stats["distinct_values"] = len(set(values))

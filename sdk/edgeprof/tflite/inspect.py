@@ -541,8 +541,7 @@ def inspect_model(
         macs_not_estimated=not_estimated,
         arena={
             **plan.to_dict(),
-            "method": "greedy-by-size plan over activation lifetimes, like LiteRT's arena planner, 64-byte "
-            "aligned; op scratch buffers and delegate workspaces are not included",
+            "method": arena.METHOD + " (every op on a builtin kernel, no delegate)",
         },
         runtimes=_runtimes(parsed),
         metadata=dict(parsed.metadata),
