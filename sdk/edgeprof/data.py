@@ -90,9 +90,10 @@ class Dataset:
         """SHA-256 of the test split alone (shape, dtype and bytes of x_test and y_test): two accuracies are
         comparable only when this matches, whatever the training split or the file it came from."""
         digest = hashlib.sha256()
-        for array in (self.x_test, self.y_test):
-            digest.update(f"{array.dtype.str}{array.shape}".encode())
-            digest.update(np.ascontiguousarray(array).tobytes())
+        for array in (self.x_test, self.y_test):  # y_test may be absent (reconstruction) or one array per output
+            for name, part in data_checks.targets_of(array, "y"):
+                digest.update(f"{name}{part.dtype.str}{part.shape}".encode())
+                digest.update(np.ascontiguousarray(part).tobytes())
         return digest.hexdigest()
 
     def describe(self) -> dict:
