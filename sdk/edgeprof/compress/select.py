@@ -50,7 +50,7 @@ def refuse(layers: dict[str, tuple[str, str]], step: Step, what: str) -> Compres
     )
 
 
-def skipped_text(skipped: dict[str, str], limit: int = 4) -> str:
+def skipped_text(skipped: dict[str, str], lead: str = "left as they were", limit: int = 4) -> str:
     """One line naming what was left as it was, grouped by reason (every name is in the effect's ``skipped``)."""
     groups: dict[str, list[str]] = {}
     for name, reason in skipped.items():
@@ -59,7 +59,7 @@ def skipped_text(skipped: dict[str, str], limit: int = 4) -> str:
     for reason, names in groups.items():
         shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
         parts.append(f"{shown} ({reason})")
-    return "left as they were: " + "; ".join(parts)
+    return f"{lead}: " + "; ".join(parts)
 
 
 def wrap_layers(
