@@ -68,6 +68,7 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for name, build in MODELS.items():
+        keras.backend.clear_session()  # layer names start from conv1d, lstm, ... in every model
         keras.utils.set_random_seed(0)
         model = build(keras)
         model.save(out / f"{name}.h5")

@@ -89,16 +89,22 @@ def _layer_named(message: str, model: Any) -> Any:
 
 
 def quantize_aware(model: Any, step: QuantizeStep) -> tuple[Any, dict[str, str]]:
-    """``quantize_apply`` with the step's scheme; a layer TF-MOT rejects is left float and named (or, when the
-    step's ``layers`` chose it, stops the run naming it)."""
+    """``quantize_apply`` with the step's scheme. A layer TF-MOT rejects is left float and named; when the step's
+    ``layers`` chose it, the run stops naming it (and every other chosen layer TF-MOT rejects)."""
     tfmot = _tf.tfmot()
     chosen_scheme = scheme(step.mode)
     leave: dict[str, str] = {}
+    refused: dict[str, tuple[str, str]] = {}
+    what = f"quantised by {step.mode}"
     while True:
-        annotated, skipped = annotate(model, step, leave)
         try:
+            annotated, skipped = annotate(model, step, leave)
             with tfmot.quantization.keras.quantize_scope():
-                return tfmot.quantization.keras.quantize_apply(annotated, chosen_scheme), {**skipped, **leave}
+                quantized = tfmot.quantization.keras.quantize_apply(annotated, chosen_scheme)
+        except CompressionError:
+            if refused:  # nothing left once the rejected layers are out: name those
+                raise select.refuse(_in_model_order(refused, model), step, what) from None
+            raise
         except (ValueError, RuntimeError, TypeError) as exc:
             message = str(exc).strip()
             layer = _layer_named(message, model)
@@ -113,8 +119,16 @@ def quantize_aware(model: Any, step: QuantizeStep) -> tuple[Any, dict[str, str]]
             if kind in ("BatchNormalization", "SyncBatchNormalization"):
                 reason += " except right after a Conv2D, DepthwiseConv2D or Dense"
             if select.explicit(layer, step):
-                raise select.refuse({layer.name: (kind, reason)}, step, f"quantised by {step.mode}") from None
-            leave[layer.name] = reason
+                refused[layer.name] = (kind, reason)
+            leave[layer.name] = reason  # and try again without it, to find every such layer in one run
+            continue
+        if refused:
+            raise select.refuse(_in_model_order(refused, model), step, what)
+        return quantized, {**skipped, **leave}
+
+
+def _in_model_order(named: dict[str, Any], model: Any) -> dict[str, Any]:
+    return {layer.name: named[layer.name] for layer in model.layers if layer.name in named}
 
 
 def apply(
