@@ -9,7 +9,7 @@ import numpy as np
 from .. import _tf
 from ..data import Dataset
 from ..errors import RecipeError
-from . import analysis, select, training
+from . import analysis, masks, select, training
 from .recipe import ClusterStep
 
 _INIT = {"kmeans++": "KMEANS_PLUS_PLUS", "linear": "LINEAR", "density": "DENSITY_BASED", "random": "RANDOM"}
@@ -40,10 +40,15 @@ def apply(model: Any, step: ClusterStep, data: Dataset, *, seed: int = 0) -> tup
         wrap=wrap,
         what="clustered",
     )
+    from tensorflow_model_optimization.python.core.clustering.keras.cluster_wrapper import ClusterWeights
+
     clustered, dense = _clustered_kernels(wrapped)
     skipped.update({f"{name}/{kernel}": DEPTHWISE for name, kernel in dense})
+    # preserve_sparsity keeps the zeros of the kernels TF-MOT clusters; the others keep theirs by edgeprof's masks.
+    unclustered = masks.zero_masks(wrapped, take=lambda layer: not isinstance(layer, ClusterWeights))
+    held = unclustered if step.preserve_sparsity else []
     training.compile_for(wrapped, step.training)
-    training.fit(wrapped, data, step.training, seed=seed)
+    training.fit(wrapped, data, step.training, seed=seed, callbacks=[masks.keep_zeros(held)] if held else None)
     stripped = clustering.strip_clustering(wrapped)
     layers = {}
     for name, kernels in clustered.items():
@@ -62,6 +67,7 @@ def apply(model: Any, step: ClusterStep, data: Dataset, *, seed: int = 0) -> tup
         "layers": layers,
         "max_unique_values": most,
         "skipped": skipped,
+        "zero_masks": masks.names(held),
         "text": f"≤ {most} unique values per kernel in {len(layers)} layers"
         + (f"; {select.skipped_text(skipped)}" if skipped else ""),
     }

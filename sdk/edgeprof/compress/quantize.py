@@ -15,7 +15,7 @@ from typing import Any
 from .. import _tf
 from ..data import Dataset
 from ..errors import CompressionError
-from . import analysis, attribution, export, select, training
+from . import analysis, attribution, export, masks, select, training
 from .recipe import PTQ_MODES, QuantizeStep
 
 
@@ -158,9 +158,12 @@ def apply(
             if layer.name in skipped and layer.weights:
                 layer.trainable = False
                 frozen.append(layer.name)
-    masks = _depthwise_masks(quantized) if step.mode in ("pqat", "pcqat") else []
+    # TF-MOT's prune-preserve skips DepthwiseConv2D, and one kernel without zeros turns it off in PCQAT: masks.
+    zeros = masks.zero_masks(quantized) if step.mode in ("pqat", "pcqat") else []
     training.compile_for(quantized, step.training, from_logits=not training.ends_in_softmax(model))
-    history = training.fit(quantized, data, step.training, seed=seed, callbacks=[_keep_zeros(masks)] if masks else None)
+    history = training.fit(
+        quantized, data, step.training, seed=seed, callbacks=[masks.keep_zeros(zeros)] if zeros else None
+    )
     tflite, export_info = export.convert(quantized, step, data, seed=seed, runtime=runtime)
     preserved = {}
     for row in attribution.layer_table(quantized, analysis.tflite_weights(tflite)):
@@ -184,48 +187,19 @@ def apply(
             "scheme": type(scheme(step.mode)).__name__,
             "text": f"{step.mode}: quantisation-aware training, {step.training.epochs} epochs, int8 export"
             + _kept_text(preserved)
-            + (f"; zeros of {len(masks)} depthwise kernels kept by edgeprof's masks" if masks else "")
+            + (f"; zeros of {len(masks.names(zeros))} pruned layers held by edgeprof's masks" if zeros else "")
             + (f"; {select.skipped_text(skipped, 'left float during training')}" if skipped else "")
             + (f" (frozen so they keep what earlier steps made: {', '.join(frozen)})" if frozen else ""),
             "layers": chosen,
             "skipped": skipped,
             "frozen": frozen,
-            "depthwise_zeros_kept": [name for name, _, _ in masks],
+            "zero_masks": masks.names(zeros),
             "final_loss": float(losses[-1]) if losses else None,
             "preserved": preserved,
             "int8_io": step.int8_io,
             **export_info,
         },
     )
-
-
-def _depthwise_masks(quantized: Any) -> list[tuple[str, Any, Any]]:
-    """(layer, kernel variable, mask) for every depthwise kernel that holds zeros.
-
-    TF-MOT's prune-preserve registry disables DepthwiseConv2D (``_DISABLE_PRUNE_PRESERVE``), so PQAT and PCQAT
-    would let fine-tuning move the zeros that ``prune`` with ``layers = ["DepthwiseConv2D"]`` made.
-    """
-    tf = _tf.tensorflow()
-    masks = []
-    for outer in quantized.layers:
-        if type(analysis.unwrap(outer)).__name__ != "DepthwiseConv2D":
-            continue
-        for variable in analysis.kernel_variables(outer).values():
-            values = variable.numpy()
-            if values.size and (values == 0).mean() >= 0.05:
-                masks.append((analysis.unwrap(outer).name, variable, tf.constant(values != 0, dtype=variable.dtype)))
-    return masks
-
-
-def _keep_zeros(masks: list[tuple[str, Any, Any]]) -> Any:
-    """A callback re-applying the depthwise masks after every training batch, as prune-preserve does for Conv2D."""
-
-    class KeepZeros(_tf.keras().callbacks.Callback):
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            for _, variable, mask in masks:
-                variable.assign(variable * mask)
-
-    return KeepZeros()
 
 
 def _kept_text(preserved: dict[str, dict[str, Any]]) -> str:
