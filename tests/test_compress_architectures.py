@@ -262,6 +262,11 @@ def test_chosen_separable_and_lstm_are_pruned_whole_and_pqat_keeps_float_layers_
     assert set(quantize["skipped"]) == {"conv2d_transpose", "conv1d", "lstm"}
     assert "no quantize config for Conv1D" in quantize["skipped"]["conv1d"]
     assert set(quantize["frozen"]) == {"conv2d_transpose", "conv1d", "lstm"}
+    # TF-MOT's QAT replaces each SeparableConv2D by a DepthwiseConv2D and a Conv2D: the effect says which is which.
+    assert list(quantize["split"]) == ["separable_conv2d", "separable_conv2d_1"]
+    types = {row["name"]: row["type"] for row in run.manifest["layers"]}
+    for parts in quantize["split"].values():
+        assert [types[part] for part in parts] == ["DepthwiseConv2D", "Conv2D"], parts
     graph = run.tflite.main
     depthwise = [v for op, _, v in _weight_ops(run).values() if op == "DEPTHWISE_CONV_2D"]
     assert len(depthwise) == 2 and all(np.mean(v == 0) >= 0.45 for v in depthwise)

@@ -152,6 +152,7 @@ def apply(
     quantized, skipped = quantize_aware(model, step)
     wrapper = _tf.tfmot().quantization.keras.QuantizeWrapper
     chosen = [layer.layer.name for layer in quantized.layers if isinstance(layer, wrapper)]
+    split = _split_separables(model, quantized)
     frozen = []
     if step.mode != "qat":  # the collaborative schemes keep zeros and clusters: so must the layers left float
         for layer in quantized.layers:
@@ -186,6 +187,7 @@ def apply(
             "mode": step.mode,
             "scheme": type(scheme(step.mode)).__name__,
             "text": f"{step.mode}: quantisation-aware training, {step.training.epochs} epochs, int8 export"
+            + "".join(f"; TF-MOT split {name} into {' + '.join(parts)}" for name, parts in split.items())
             + _kept_text(preserved)
             + (f"; zeros of {len(masks.names(zeros))} pruned layers held by edgeprof's masks" if zeros else "")
             + (f"; {select.skipped_text(skipped, 'left float during training')}" if skipped else "")
@@ -194,6 +196,7 @@ def apply(
             "skipped": skipped,
             "frozen": frozen,
             "zero_masks": masks.names(zeros),
+            "split": split,
             "final_loss": float(losses[-1]) if losses else None,
             "preserved": preserved,
             "int8_io": step.int8_io,
@@ -202,10 +205,21 @@ def apply(
     )
 
 
+def _split_separables(model: Any, quantized: Any) -> dict[str, list[str]]:
+    """SeparableConv2D -> the DepthwiseConv2D and Conv2D that TF-MOT's QAT transform put in its place (new names)."""
+    before = {layer.name for layer in model.layers}
+    gone = [layer.name for layer in model.layers if type(layer).__name__ in ("SeparableConv1D", "SeparableConv2D")]
+    inner = [analysis.unwrap(layer) for layer in quantized.layers]
+    new = [layer.name for layer in inner if layer.name not in before and "Conv" in type(layer).__name__]
+    if not gone or len(new) != 2 * len(gone):
+        return {}
+    return {name: new[2 * i : 2 * i + 2] for i, name in enumerate(gone)}
+
+
 def _kept_text(preserved: dict[str, dict[str, Any]]) -> str:
     """What survived into the int8 weights of the layers earlier steps compressed: the lowest sparsity of any pruned
     layer and the most values per channel of any clustered one (layers left dense are not averaged in)."""
-    pruned = [p["sparsity_tflite"] for p in preserved.values() if p["sparsity_before"] >= 0.05]
+    pruned = [p["sparsity_tflite"] for p in preserved.values() if p["sparsity_before"] >= masks.PRUNED]
     clustered = [
         p["unique_values_tflite"]
         for p in preserved.values()
@@ -215,5 +229,5 @@ def _kept_text(preserved: dict[str, dict[str, Any]]) -> str:
     if pruned:
         parts.append(f"≥ {min(pruned):.0%} zeros in the {len(pruned)} pruned layers")
     if clustered:
-        parts.append(f"≤ {max(clustered)} values per channel in the {len(clustered)} clustered layers")
+        parts.append(f"≤ {max(clustered)} values per channel in the {len(clustered)} layers with few distinct values")
     return f"; int8 weights: {', '.join(parts)}" if parts else ""
