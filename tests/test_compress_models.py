@@ -100,6 +100,11 @@ def cases(models: Path, keras3: Path, tmp_path_factory: pytest.TempPathFactory) 
         "not_mutated": {**base, **JOB, "case": "not_mutated"},
         "subclassed": {**base, **JOB, "case": "subclassed"},
         "custom_layer": {**base, **JOB, "case": "custom_layer"},
+        "custom_layer_chosen": {
+            **base,
+            "case": "custom_layer",
+            "recipe": {"step": [{"kind": "prune", "sparsity": 0.5, "epochs": 1, "layers": ["my_scale", "hidden"]}]},
+        },
         "custom_layer_excluded": {
             **base,
             "case": "custom_layer",
@@ -132,13 +137,21 @@ def test_subclassed_models_and_unwrappable_layers_get_one_clear_line(cases: dict
     assert not cases["subclassed"].ok
     assert "Net is a subclassed Keras model" in cases["subclassed"].error
     assert "Sequential or Functional" in cases["subclassed"].error
-    error = cases["custom_layer"].error
-    assert "layer 'my_scale' (Scale) cannot be pruned by TF-MOT" in error
+    # Taken by default, a layer TF-MOT cannot prune is left as it is and named; the others are pruned.
+    default = cases["custom_layer"]
+    assert default.ok, default.error
+    assert set(default.status["sparsity"]) == {"hidden", "logits"}
+    assert default.status["skipped"] == {"my_scale": "TF-MOT has no pruning rule for Scale layers"}
+    assert "my_scale (TF-MOT has no pruning rule for Scale layers)" in default.status["text"]
+    # Chosen by the user's `layers`, it stops the run with its name and the exclude line ...
+    error = cases["custom_layer_chosen"].error
+    assert "layer 'my_scale' (Scale) cannot be pruned: TF-MOT has no pruning rule for Scale layers" in error
     assert 'exclude = ["my_scale"]' in error
-    # ... and that option works: the other layers are pruned.
+    # ... and that option works: the other layers are pruned, and nothing is left to name.
     excluded = cases["custom_layer_excluded"]
     assert excluded.ok, excluded.error
     assert set(excluded.status["sparsity"]) == {"hidden", "logits"}
+    assert excluded.status["skipped"] == {}
 
 
 def test_h5_and_savedmodel_sources(cases: dict[str, Run]) -> None:

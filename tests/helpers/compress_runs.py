@@ -83,7 +83,8 @@ def case_custom_layer(job: dict) -> dict:
     data = load_data(job["data"])
     model.fit(data.x_train, data.y_train, epochs=3, verbose=0)
     result = compress(model, Recipe.from_dict(job["recipe"]), data, job["out"], store=None)
-    return {"sparsity": result.manifest["steps"][0]["effect"]["layers"]}
+    effect = result.manifest["steps"][0]["effect"]
+    return {"sparsity": effect["layers"], "skipped": effect.get("skipped", {}), "text": effect["text"]}
 
 
 def case_no_workaround(job: dict) -> dict:

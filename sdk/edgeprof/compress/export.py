@@ -70,11 +70,43 @@ WORKAROUNDS: list[tuple[str, str, Callable[[Any], None]]] = [
 ]
 
 
+def _recurrent(model: Any) -> list[Any]:
+    from .analysis import unwrap
+
+    keras = _tf.keras()
+    return [
+        layer
+        for layer in (unwrap(outer) for outer in model.layers)
+        if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))
+    ]
+
+
+def _converter(model: Any, mode: str | None) -> Any:
+    """A converter for ``model``; recurrent models are traced with a batch of 1.
+
+    TF 2.21 converts LSTM, GRU and SimpleRNN layers only with a static batch size ("'tf.TensorListReserve' op
+    requires element_shape to be static"); LSTM then becomes one UNIDIRECTIONAL_SEQUENCE_LSTM op. Its full-integer
+    calibration of GRU and SimpleRNN (WHILE loops) kills the process with a segfault, so that is refused here.
+    """
+    tf = _tf.tensorflow()
+    recurrent = _recurrent(model)
+    if not recurrent:
+        return tf.lite.TFLiteConverter.from_keras_model(model)
+    looping = [layer.name for layer in recurrent if type(layer).__name__ != "LSTM"]
+    if looping and mode in ("int8", "int16x8", "qat", "pqat", "cqat", "pcqat"):
+        raise CompressionError(
+            f"TF's converter crashes on {mode} quantisation of GRU/SimpleRNN layers ({', '.join(looping)})",
+            "use --quantize dynamic or float16 for this model, or LSTM layers",
+        )
+    specs = [tf.TensorSpec([1, *tensor.shape[1:]], tensor.dtype) for tensor in model.inputs]
+    function = tf.function(lambda *inputs: model(list(inputs) if len(inputs) > 1 else inputs[0]))
+    return tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function(*specs)], model)
+
+
 def _convert(
     model: Any, quantize: QuantizeStep | None, data: Dataset | None, seed: int, tweaks: list[Callable[[Any], None]]
 ) -> bytes:
-    tf = _tf.tensorflow()
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = _converter(model, quantize.mode if quantize is not None else None)
     if quantize is not None:
         configure(
             converter, quantize.mode, data, samples=quantize.representative_samples, int8_io=quantize.int8_io, seed=seed

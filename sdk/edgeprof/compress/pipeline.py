@@ -16,7 +16,7 @@ from .._version import __version__
 from ..data import Dataset, load_data
 from ..errors import CompressionError, DataError
 from ..modelfile import ModelFile, gzip_size, sha256_bytes
-from . import analysis, autoencoder, cluster, distill, evaluate, export, l1, lowrank, models, pca, prune
+from . import analysis, attribution, autoencoder, cluster, distill, evaluate, export, l1, lowrank, models, pca, prune
 from . import quantize as quantize_step
 from .recipe import ClusterStep, PruneStep, QuantizeStep, Recipe, Step
 
@@ -100,18 +100,7 @@ class CompressionResult:
         lines.append(
             _table.table(
                 ["layer", "type", "params", "sparsity", "unique values", "TFLite dtype", "TFLite sparsity"],
-                [
-                    [
-                        r["name"],
-                        r["type"],
-                        r["params"],
-                        _table.pct(r.get("sparsity")),
-                        r.get("unique_values", "-"),
-                        r.get("tflite_dtype", "-"),
-                        _table.pct(r.get("tflite_sparsity")),
-                    ]
-                    for r in m["layers"]
-                ],
+                attribution.table_rows(m["layers"]),
                 align="llrrrlr",
             )
         )
@@ -309,17 +298,8 @@ def _compress(
 
     say("evaluating the TFLite model in the local agent")
     tflite_metrics = evaluate.tflite_metrics(tflite, dataset, list(current.output_names))
-    layers = analysis.layer_stats(current)
     weights = analysis.tflite_weights(tflite)
-    for row in layers:
-        match = analysis.match_tflite_layer(weights, row["name"])
-        if match is not None:
-            row.update(
-                tflite_dtype=match["dtype"],
-                tflite_sparsity=match["sparsity"],
-                tflite_unique_values=match["unique_values"],
-                tflite_unique_values_scope=match["unique_values_scope"],
-            )
+    layers = attribution.layer_table(current, weights)
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)

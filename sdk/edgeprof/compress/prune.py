@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .. import _tf
 from ..data import Dataset
 from ..errors import CompressionError, RecipeError
@@ -81,59 +83,133 @@ def apply(model: Any, step: PruneStep, data: Dataset, *, seed: int = 0) -> tuple
             end_step=schedule_plan.end_step,
             frequency=schedule_plan.frequency,
         )
-    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
-
     kwargs: dict[str, Any] = {"pruning_schedule": schedule}
     if m_by_n is not None:
         kwargs["sparsity_m_by_n"] = m_by_n
-
-    def supports(layer: Any) -> bool:
-        if not PruneRegistry.supports(layer):
-            return False
-        if m_by_n is None:
-            return True
-        kernel = analysis.kernel_of(layer)
-        # TF-MOT's M:N masks cover Dense and Conv2D kernels, in blocks along the input channels.
-        return (
-            isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D))
-            and not isinstance(layer, keras.layers.DepthwiseConv2D)
-            and kernel is not None
-            and kernel.shape[-2] >= m_by_n[1]
-        )
-
-    keras = _tf.keras()
-    wrapped, names = select.wrap_layers(
+    what = "pruned" if m_by_n is None else f"pruned {step.structure}"
+    wrapped, names, skipped = select.wrap_layers(
         model,
         step,
-        supports=supports,
-        wrap=lambda layer: sparsity.prune_low_magnitude(layer, **kwargs),
-        what="pruned" if m_by_n is None else f"pruned {step.structure} (Dense or Conv2D with ≥ {m_by_n[1]} inputs)",
+        candidate=_has_something_to_prune,
+        plan=lambda layer, chosen: _why_not(layer, chosen, m_by_n, step.structure),
+        wrap=lambda layer, chosen: sparsity.prune_low_magnitude(_with_depthwise(layer) if chosen else layer, **kwargs),
+        what=what,
     )
+    pruned, dense = _masked_kernels(wrapped)
+    skipped.update({f"{name}/{kernel}": _left_dense(kernel) for name, kernel in dense})
     training.compile_for(wrapped, step.training)
     training.fit(wrapped, data, step.training, callbacks=[sparsity.UpdatePruningStep()], seed=seed)
     stripped = sparsity.strip_pruning(wrapped)
-    # Layers TF-MOT wraps but leaves whole (BatchNormalization, ...) have no kernel to report.
-    rows = [r for r in analysis.layer_stats(stripped) if r["name"] in names and "sparsity" in r]
-    reached = analysis.overall_sparsity(rows)
+    per_layer: dict[str, float] = {}
+    zeros = total = 0
+    for name, kernels in pruned.items():
+        variables = analysis.kernel_variables(stripped.get_layer(name))
+        values = np.concatenate([variables[k].numpy().ravel() for k in kernels])
+        per_layer[name] = float(np.mean(values == 0))
+        zeros, total = zeros + int(np.sum(values == 0)), total + values.size
+    reached = zeros / total if total else 0.0
     # Masks are whole numbers of weights per layer, so allow for rounding in small layers.
     if reached < target - 0.01:
         raise CompressionError(
             f"pruning reached {reached:.1%} sparsity, short of the {target:.0%} target",
             "raise epochs or lower begin_step so the schedule completes",
         )
+    everything = analysis.overall_sparsity(analysis.layer_stats(stripped))
+    text = f"sparsity {reached:.1%} (target {target:.0%}) over {total:,} weights in {len(pruned)} layers"
+    if skipped:
+        text += f", {everything:.1%} of all kernel weights; " + select.skipped_text(skipped)
     return stripped, {
         "target_sparsity": target,
         "reached_sparsity": reached,
+        "pruned_params": total,
+        "model_kernel_sparsity": everything,
         "structure": step.structure,
         "schedule": {
             "kind": "constant" if m_by_n or step.schedule == "constant" else "polynomial",
             **schedule_plan.__dict__,
         },
-        "layers": {r["name"]: r["sparsity"] for r in rows},
+        "layers": per_layer,
+        "pruned_kernels": pruned,
+        "skipped": skipped,
         **({"m_by_n_blocks": _m_by_n_report(stripped, names, m_by_n)} if m_by_n else {}),
-        "text": f"sparsity {reached:.1%} (target {target:.0%})"
-        + ("" if m_by_n is None else f", {step.structure} pattern in every kernel"),
+        "text": text + ("" if m_by_n is None else f", {step.structure} pattern in every pruned kernel"),
     }
+
+
+DEPTHWISE = 'depthwise kernels, left dense by default: prune them with layers = ["DepthwiseConv2D"]'
+
+
+def _left_dense(kernel: str) -> str:
+    if kernel == "depthwise_kernel":
+        return 'depthwise kernels, left dense by default: prune them with layers = ["SeparableConv2D"]'
+    return "TF-MOT does not prune this kernel"
+
+
+def _has_something_to_prune(layer: Any) -> bool:
+    """Layers with a kernel, and layers TF-MOT does not know (named as skipped); not BatchNormalization & co."""
+    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
+
+    if not layer.weights:
+        return False
+    return bool(analysis.kernel_variables(layer)) or not PruneRegistry.supports(layer)
+
+
+def _why_not(layer: Any, chosen: bool, m_by_n: tuple[int, int] | None, structure: str) -> str | None:
+    """None when the layer can be pruned here, else the reason (named, or an error when the user chose it)."""
+    from tensorflow_model_optimization.python.core.sparsity.keras.prunable_layer import PrunableLayer
+    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
+
+    keras = _tf.keras()
+    if isinstance(layer, PrunableLayer) or hasattr(layer, "get_prunable_weights"):
+        return None  # the user's own layer says what to prune
+    if not PruneRegistry.supports(layer):
+        return f"TF-MOT has no pruning rule for {type(layer).__name__} layers"
+    if m_by_n is not None:
+        kernel = analysis.kernel_of(layer)
+        # TF-MOT's M:N masks cover Dense and Conv2D kernels, in blocks along the input channels.
+        blocks = type(layer) in (keras.layers.Dense, keras.layers.Conv2D) and kernel is not None
+        if not blocks or kernel.shape[-2] < m_by_n[1]:
+            return f"{structure} applies to Dense and Conv2D kernels with at least {m_by_n[1]} input channels"
+    if isinstance(layer, keras.layers.DepthwiseConv2D) and not chosen:
+        return DEPTHWISE
+    return None
+
+
+def _with_depthwise(layer: Any) -> Any:
+    """Put every kernel of a depthwise or separable convolution under TF-MOT's masks, not only the pointwise one.
+
+    TF-MOT's PruneRegistry maps DepthwiseConv2D to no weights and SeparableConv2D to its pointwise kernel only, so
+    ``prune_low_magnitude`` wraps them and leaves the depthwise kernel dense. The wrapper takes a layer's own
+    ``get_prunable_weights`` before the registry's, so this gives the depthwise kernel the same masks, schedule and
+    UpdatePruningStep as every other kernel.
+    """
+    if not hasattr(layer, "depthwise_initializer"):  # DepthwiseConv2D, SeparableConv1D/2D
+        return layer
+    layer.get_prunable_weights = lambda: [
+        getattr(layer, attr) for attr in ("depthwise_kernel", "pointwise_kernel") if hasattr(layer, attr)
+    ]
+    return layer
+
+
+def _masked_kernels(wrapped: Any) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
+    """Layer name -> its kernels under a pruning mask, and the (layer, kernel) pairs a wrapper leaves dense.
+
+    Read from the built wrappers, not assumed: TF-MOT wraps a SeparableConv2D but masks only its pointwise kernel.
+    """
+    from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
+
+    pruned: dict[str, list[str]] = {}
+    dense: list[tuple[str, str]] = []
+    for wrapper in wrapped.layers:
+        if not isinstance(wrapper, PruneLowMagnitude):
+            continue
+        masked = [weight for weight, _, _ in wrapper.pruning_vars]
+        for name, variable in analysis.kernel_variables(wrapper.layer).items():
+            if any(variable is weight for weight in masked):
+                pruned.setdefault(wrapper.layer.name, []).append(name)
+            else:
+                dense.append((wrapper.layer.name, name))
+    return pruned, dense
 
 
 def _m_by_n_report(model: Any, names: list[str], m_by_n: tuple[int, int]) -> dict[str, float]:
