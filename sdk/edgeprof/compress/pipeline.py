@@ -16,7 +16,21 @@ from .._version import __version__
 from ..data import Dataset, load_data
 from ..errors import CompressionError, DataError
 from ..modelfile import ModelFile, gzip_size, sha256_bytes
-from . import analysis, attribution, autoencoder, cluster, distill, evaluate, export, l1, lowrank, models, pca, prune
+from . import (
+    analysis,
+    attribution,
+    autoencoder,
+    channels,
+    cluster,
+    distill,
+    evaluate,
+    export,
+    l1,
+    lowrank,
+    models,
+    pca,
+    prune,
+)
 from . import quantize as quantize_step
 from .recipe import ClusterStep, PruneStep, QuantizeStep, Recipe, Step
 
@@ -31,6 +45,7 @@ STEP_FUNCTIONS: dict[str, Callable[..., tuple[Any, dict[str, Any]]]] = {
     distill.DistillStep.kind: distill.apply,
     pca.PCAStep.kind: pca.apply,
     autoencoder.AutoencoderStep.kind: autoencoder.apply,
+    channels.ChannelsStep.kind: channels.apply,
 }
 
 
@@ -96,6 +111,7 @@ class CompressionResult:
             )
         )
         lines.append(_headline_text(m))
+        lines += _structure_lines(m)
         lines.append("")
         lines.append(
             _table.table(
@@ -105,6 +121,26 @@ class CompressionResult:
             )
         )
         return "\n".join(lines)
+
+
+def _structure_lines(m: dict[str, Any]) -> list[str]:
+    """Per layer, what a step that changed the model's structure did to it: channels kept, MACs and parameters."""
+    rows = []
+    for step in m["steps"]:
+        for name, row in (step.get("effect") or {}).get("layers", {}).items():
+            if isinstance(row, dict) and "macs_before" in row:
+                rows.append(
+                    [
+                        name,
+                        row["type"],
+                        row.get("channels", ""),
+                        f"{row['macs_before']:,} → {row['macs_after']:,}",
+                        f"{row['params_before']:,} → {row['params_after']:,}",
+                    ]
+                )
+    if not rows:
+        return []
+    return ["", _table.table(["layer", "type", "channels kept", "MACs", "params"], rows, align="lllrr")]
 
 
 def _figure_text(value: float, fig: metrics.Figure) -> str:
