@@ -2,8 +2,10 @@
 
 ``mobilenet_v2_style``: MobileNetV2's inverted residual blocks with the stride-2 layers padded 1 on each side
 (ZeroPadding2D then a valid convolution), which is the layout XNNPACK's sparse inference and TF-MOT's
-PruneForLatencyOnXNNPack accept (Keras' own MobileNetV2 pads asymmetrically at even sizes). ``digits_rgb``:
-scikit-learn's real 8×8 digits scaled up to a square RGB image, so small CNNs of this shape learn something real.
+PruneForLatencyOnXNNPack accept (Keras' own MobileNetV2 pads asymmetrically at even sizes), and BatchNormalization
+momentum 0.9 (Keras uses 0.999, whose moving statistics need far more steps than a few epochs on small data).
+``digits_rgb``: scikit-learn's real 8×8 digits scaled up to a square RGB image, so small CNNs of this shape
+learn something real.
 """
 
 from __future__ import annotations
@@ -29,17 +31,17 @@ def mobilenet_v2_style(alpha: float = 0.35, size: int = 96, classes: int = 10, b
         y = x
         if expand != 1:
             y = layers.Conv2D(channels * expand, 1, use_bias=False, name=f"{name}_expand")(y)
-            y = layers.BatchNormalization(name=f"{name}_expand_bn")(y)
+            y = layers.BatchNormalization(momentum=0.9, name=f"{name}_expand_bn")(y)
             y = layers.ReLU(6.0, name=f"{name}_expand_relu")(y)
         if stride == 2:
             y = layers.ZeroPadding2D(1, name=f"{name}_pad")(y)
             y = layers.DepthwiseConv2D(3, strides=2, padding="valid", use_bias=False, name=f"{name}_dw")(y)
         else:
             y = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw")(y)
-        y = layers.BatchNormalization(name=f"{name}_dw_bn")(y)
+        y = layers.BatchNormalization(momentum=0.9, name=f"{name}_dw_bn")(y)
         y = layers.ReLU(6.0, name=f"{name}_dw_relu")(y)
         y = layers.Conv2D(out, 1, use_bias=False, name=f"{name}_project")(y)
-        y = layers.BatchNormalization(name=f"{name}_project_bn")(y)
+        y = layers.BatchNormalization(momentum=0.9, name=f"{name}_project_bn")(y)
         if stride == 1 and channels == out:
             y = layers.Add(name=f"{name}_add")([x, y])
         return y
@@ -47,7 +49,7 @@ def mobilenet_v2_style(alpha: float = 0.35, size: int = 96, classes: int = 10, b
     inputs = keras.Input((size, size, 3))
     x = layers.ZeroPadding2D(1, name="stem_pad")(inputs)
     x = layers.Conv2D(_divisible(32 * alpha), 3, strides=2, padding="valid", use_bias=False, name="stem")(x)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
     x = layers.ReLU(6.0, name="stem_relu")(x)
     index = 0
     for expand, channels, repeats, stride in blocks:
@@ -55,7 +57,7 @@ def mobilenet_v2_style(alpha: float = 0.35, size: int = 96, classes: int = 10, b
             x = block(x, expand, _divisible(channels * alpha), stride if i == 0 else 1, f"block{index}")
             index += 1
     x = layers.Conv2D(head if alpha <= 1.0 else _divisible(head * alpha), 1, use_bias=False, name="head")(x)
-    x = layers.BatchNormalization(name="head_bn")(x)
+    x = layers.BatchNormalization(momentum=0.9, name="head_bn")(x)
     x = layers.ReLU(6.0, name="head_relu")(x)
     x = layers.GlobalAveragePooling2D(keepdims=True, name="pool")(x)
     x = layers.Flatten(name="flatten")(x)

@@ -247,3 +247,40 @@ def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def _cell(value: float | None, unit: str) -> str:
     return "-" if value is None else f"{value:+.1f}{(' ' + unit) if unit else ''}"
+
+
+def analyse(
+    model: Any,
+    data: Any,
+    *,
+    task: str | dict[str, str] | None = None,
+    custom_objects: Any = None,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Load ``model`` (a Keras file or object) and ``data`` as ``compress`` does and :func:`scan` it.
+
+    ``options`` are :func:`scan`'s (``ratios``, ``sparsities``, ``quantize``, ``samples``, ``criterion``). The
+    model object you pass is not changed (the scan works on a copy).
+    """
+    from .. import _tf, data_checks, tasks
+    from ..data import load_data
+    from ..errors import DataError
+    from . import models
+
+    if data is None:
+        raise DataError("sensitivity needs data to measure the metric on", "pass --data data.npz or builtin:digits")
+    with _tf.quiet_native(), models.custom_object_scope(model, custom_objects):
+        dataset = load_data(data, seed=seed)
+        data_checks.check_arrays(dataset)
+        source, info = models.load_model(model)
+        if len(source.inputs) != 1:
+            raise DataError(f"the model takes {len(source.inputs)} inputs; sensitivity feeds one", "use one input")
+        data_checks.check_input_shape(tuple(source.input_shape[1:]), dataset)
+        resolved, dataset = tasks.resolve(source, dataclasses.replace(dataset, task=None), task)
+        if progress is not None:
+            progress(f"task: {resolved.describe()}")
+        copy = models.clone(source)
+        found = scan(copy, dataset, progress=progress, **options)
+    return {"model": {k: info.get(k) for k in ("path", "sha256")}, "data": dataset.describe(), **found}
