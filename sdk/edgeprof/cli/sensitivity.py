@@ -66,9 +66,9 @@ def command(
 
     For each channel group, the drop after removing a range of channel ratios; for each layer with a kernel, after
     zeroing its smallest weights to a range of sparsities and after rounding its kernels alone to int8 (a proxy:
-    activations stay float). No fine-tuning. Drops are in percentage points (or percent for error figures);
-    the most sensitive layer is printed last. The scan is written as JSON for 'compress' (channels step,
-    criterion = "sensitivity") and 'report --sensitivity'.
+    activations stay float). No fine-tuning. Drops are in percentage points (or percent for error figures), the
+    most sensitive layer first. The scan is written as JSON for 'compress' (channels step, criterion =
+    "sensitivity") and 'report --sensitivity'.
 
     \b
     Examples:
