@@ -150,6 +150,12 @@ def test_sensitivity_finds_the_fragile_layer_and_prunes_it_least(runs: dict) -> 
     assert rows["bottleneck"]["channels"]["0.5"] > rows["wide2"]["channels"]["0.5"]
     assert rows["out"]["blocked"] and not rows["out"]["channels"]
     assert found["allocation"]["bottleneck"] == min(found["allocation"].values())
+    # the channels step reads the scan: the bottleneck loses the fewest channels, 40 % go in total
+    groups = {g["group"]: g for g in found["effect"]["groups"]}
+    kept = {name: g["channels_after"] / g["channels_before"] for name, g in groups.items()}
+    assert "bottleneck" not in groups or kept["bottleneck"] == max(kept.values()), kept
+    removed = sum(g["channels_before"] - g["channels_after"] for g in groups.values())
+    assert removed == pytest.approx(0.4 * (3 * 32 + 4), abs=3)
 
 
 def test_sensitivity_command_prints_writes_and_draws_the_scan(runs: dict, tmp_path: Path) -> None:

@@ -227,7 +227,13 @@ def main(out: Path, ds_cnn: str | None) -> dict:
         ratios = sensitivity.allocate(
             {g.label(): (g.channels, curves[g.label()]) for g in cg.groups if g.label() in curves}, 0.4
         )
-        return {"scan": scan, "allocation": ratios}
+        (out / "scan.json").write_text(json.dumps(scan))
+        step = ChannelsStep(ratio=0.4, criterion="sensitivity", sensitivity=str(out / "scan.json"))
+        step.training.epochs = 1
+        result = compress(
+            model, Recipe(steps=[step]), data="builtin:digits", out=str(out / "sens"), store=None, latency=False
+        )
+        return {"scan": scan, "allocation": ratios, "effect": result.manifest["steps"][0]["effect"]}
 
     run("equivalence", equivalences)
     run("channels", channels_compress)

@@ -13,6 +13,7 @@ Importance is the L1 (or L2) norm of each filter, as in Li et al., "Pruning Filt
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 from dataclasses import dataclass, field
@@ -91,7 +92,9 @@ def _ratio_for(group: channel_graph.Group, step: ChannelsStep) -> tuple[float, s
     return min(found) if found else (step.ratio, None)
 
 
-def plan(model: Any, step: ChannelsStep, cg: channel_graph.ChannelGraph, ratios: dict[int, float] | None = None):
+def plan(
+    model: Any, step: ChannelsStep, cg: channel_graph.ChannelGraph, ratios: dict[int, float] | None = None
+) -> tuple[dict[int, np.ndarray], dict[str, str], dict[int, float]]:
     """Per group to prune: the channel indices kept; plus the groups left as they are, with the reason.
 
     ``ratios`` (group id → ratio) overrides the step's ratios (the sensitivity allocation).
@@ -225,7 +228,9 @@ def _sensitivity_ratios(
                 "pass a file written by 'edgeprof sensitivity --json'",
             ) from None
     else:
-        scan = sensitivity.scan(model, data, quantize=False, sparsities=(), cg=cg)
+        # On the training split: the test split stays unseen until the exported model is judged on it.
+        train = dataclasses.replace(data, x_test=data.x_train, y_test=data.y_train)
+        scan = sensitivity.scan(model, train, quantize=False, sparsities=(), cg=cg)
     curves = sensitivity.channel_curves(scan)
     groups = [g for g in cg.groups if not g.blocked and g.label() in curves]
     if not groups:
@@ -237,5 +242,5 @@ def _sensitivity_ratios(
     by_label = {g.label(): g.id for g in groups}
     return {by_label[label]: r for label, r in ratios.items()}, {
         "ratios": ratios,
-        "from": str(step.sensitivity) if step.sensitivity else "measured by this step (no fine-tuning, test split)",
+        "from": str(step.sensitivity) if step.sensitivity else "measured by this step (no fine-tuning, training split)",
     }
