@@ -41,7 +41,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, board_cache: Path, request: p
         text=True,
         env=env,
         cwd=ROOT,
-        timeout=900,
+        timeout=1800,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
