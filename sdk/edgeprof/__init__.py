@@ -32,6 +32,7 @@ else:
     from . import compress
 from .compress import (
     AutoencoderStep,
+    ChannelsStep,
     ClusterStep,
     CompressionResult,
     DistillStep,
@@ -48,6 +49,7 @@ from .compress import (
 
 __all__ = [
     "AutoencoderStep",
+    "ChannelsStep",
     "ClusterStep",
     "CompressionResult",
     "DistillStep",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -361,6 +361,10 @@ class Report:
         for plot in self.plots:
             if plot.name.startswith("size_per_layer_"):
                 sections.append(self._figure(plot))
+        scans = [plot for plot in self.plots if plot.name.startswith("sensitivity-")]
+        if scans:
+            sections.append("<h2>Sensitivity</h2>")
+            sections += [self._figure(plot) for plot in scans]
         sections.append("<h2>Energy</h2>")
         if "energy" in plots:
             sections.append(self._figure(plots["energy"]))
@@ -387,13 +391,18 @@ def build_report(
     since: str | None = None,
     budget: Budget | str | Path | None = None,
     progress: Progress | None = None,
+    sensitivity: Sequence[str | Path | dict[str, Any]] = (),
 ) -> Report:
     """Gather the store's runs (filtered like ``edgeprof results list``) and draw the report's plots.
 
     With ``budget`` (a :class:`~edgeprof.budget.Budget` or a budget file), the figures it limits are coloured by
-    whether they meet it, and the page starts with the budget's checks."""
+    whether they meet it, and the page starts with the budget's checks. ``sensitivity``: scans written by
+    ``edgeprof sensitivity``, each drawn as a heat map of layers × compression."""
+    from .sensitivity import heatmap, load
+
     data = collect(store, model=model, target=target, since=since)
     plots = all_plots(data, progress)
+    plots += [heatmap(load(scan), f"sensitivity-{i + 1}") for i, scan in enumerate(sensitivity)]
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")[:19].replace("T", " ")
     checked, path = None, None
     if budget is not None:
