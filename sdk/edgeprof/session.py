@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from edgeprof_agent import PROTOCOL_VERSION
+
 from .errors import AgentError, TransportError
 from .transports.base import Process
-
-PROTOCOL_VERSION = 1
 
 EventHandler = Callable[[dict[str, Any]], None]
 
