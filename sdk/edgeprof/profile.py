@@ -370,8 +370,6 @@ def run_on_board(
     """The works (checked models) on one board: one connection, one upload each, ``repeat`` rounds of one fresh
     agent process per model. :func:`profile_models` and fleets (one thread a board) call this; ``keep`` receives
     the groups as they are made, so a caller that catches a failure still has the runs measured before it."""
-    from contextlib import nullcontext
-
     options = apply_sensor_defaults(target, options)
     several = len(works) > 1
     position: dict[str, Any] = {}  # which run is being measured: progress messages say so
@@ -394,9 +392,9 @@ def run_on_board(
     if store is not None:
         from .store import using_store
 
-        opened = using_store(store)
+        opened: Any = using_store(store)
     else:
-        opened = nullcontext(None)
+        opened = contextlib.nullcontext(None)
     slack = target.command_timeout / 2
     # The host's own outputs for --eval come from the local agent: before the board (maybe local itself) is locked.
     host = [host_outputs(w.data, w.eval_set) if w.eval_set is not None else None for w in works]
@@ -470,7 +468,7 @@ def _one_run(
     if remote_inputs is not None:
         args["inputs"] = remote_inputs
     evaluate = work.eval_set is not None and host_expected is not None
-    with board.agent() as agent:
+    with board.agent(probe=False) as agent:  # the profile op reports the runtime it uses: no probing needed
         measurement = agent.call(
             "profile",
             args,

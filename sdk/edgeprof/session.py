@@ -34,8 +34,10 @@ class AgentSession:
         self._ids = itertools.count(1)
         self.hello: dict[str, Any] = {}
 
-    def start(self) -> dict[str, Any]:
-        self.hello = self.call("hello")
+    def start(self, *, probe: bool = True) -> dict[str, Any]:
+        """``hello``; ``probe=False`` skips probing the board's runtimes (a profile process needs only the versions
+        and the device facts)."""
+        self.hello = self.call("hello", None if probe else {"probe": False})
         if self.hello.get("protocol") != PROTOCOL_VERSION:
             raise AgentError(
                 f"the agent on {self._board} speaks protocol {self.hello.get('protocol')}, "
