@@ -190,3 +190,28 @@ def test_check_bounds_a_figure_over_the_newest_group(replicated: dict[str, Any],
         assert sorted(p90["profile_ids"]) == sorted(r.id for r in floats.runs)
         assert p90["value"] == pytest.approx(upper_bound(p90s)) and p90["value"] > p90["mean"]
         assert "95% upper bound over 3 runs" in p90["reason"]
+
+
+@pytest.mark.ssh
+def test_a_fleet_repeats_on_every_board(bed: Any, boards: list[Any], isolated: Path, models: Path) -> None:
+    from tests.testbed import write_config
+
+    write_config(bed, isolated, boards[:2])
+    done = run_cli(
+        "profile", str(models / "float.tflite"), str(models / "int8.tflite"), "--target", "board-1,board-2",
+        "--repeat", "2", *QUICK_CLI, "--json", timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert [b["target"] for b in data["boards"]] == ["board-1", "board-2"]
+    for board in data["boards"]:
+        assert board["ok"] and [g["model"]["name"] for g in board["groups"]] == ["float.tflite", "int8.tflite"]
+        for group in board["groups"]:
+            assert group["measured"] == 2 and group["error"] is None
+            assert len({r["conditions"]["process"]["pid"] for r in group["runs"]}) == 2
+            assert {r["target"] for r in group["runs"]} == {board["target"]}
+    with open_store(isolated / "results.db") as db:
+        assert len(db.groups()) == 4 and len(db.profiles()) == 8
+        assert all(g["status"] == "complete" for g in db.groups())
+    table = run_cli("profile", str(models / "int8.tflite"), "--target", "board-1,board-2", "--repeat", "2", *QUICK_CLI)
+    assert table.returncode == 0 and "processes" in table.stdout and "stored as g:" in table.stdout, table.stdout
