@@ -22,6 +22,7 @@ Quick check that it runs: ./scripts/bench-repeat --quick
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -70,25 +71,36 @@ def overhead(model: Path, extra: int, store: Path) -> dict[str, float]:
     quick = {"runs": 5, "min_seconds": 0.0, "warmup_seconds": 0.0, "warmup_runs": 1, "idle_seconds": 0.0}
     edgeprof.profile(model, store=store, **quick)  # the board's work directory, agent and model in place
 
-    def timed(repeat: int) -> tuple[float, object]:
+    def cpu() -> float:  # this process and its finished children (the local agents and their samplers)
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    def timed(repeat: int) -> tuple[float, float, object]:
         connected: list[float] = []
 
         def on_event(event: dict) -> None:
             if event.get("source") == "host" and event.get("phase") == "connect" and not connected:
                 connected.append(time.monotonic())
 
+        before = cpu()
         result = edgeprof.profile(model, repeat=repeat, store=store, on_event=on_event, **quick)
-        return time.monotonic() - connected[0], result
+        return time.monotonic() - connected[0], cpu() - before, result
 
     def measuring(result: object) -> float:
         m = result.measurement  # type: ignore[attr-defined]
         return (m["init_ms"] + m["first_inference_ms"]) / 1000 + m["warmup"]["seconds"] + m["measured_seconds"]
 
-    single_s, one = timed(1)
-    group_s, group = timed(1 + extra)
+    single_s, single_cpu, one = timed(1)
+    group_s, group_cpu, group = timed(1 + extra)
     per_extra = (group_s - single_s) / extra
     measured = (sum(measuring(r) for r in group.runs) - measuring(one)) / extra  # type: ignore[attr-defined]
-    return {"single_s": single_s, "group_s": group_s, "per_extra_s": per_extra, "measuring_s": measured}
+    return {
+        "single_s": single_s,
+        "group_s": group_s,
+        "per_extra_s": per_extra,
+        "measuring_s": measured,
+        "cpu_per_extra_s": (group_cpu - single_cpu) / extra,
+    }
 
 
 def t95(df: int) -> float:
@@ -156,7 +168,8 @@ def main() -> int:
             f"overhead on local: 1 process {cost['single_s']:.3f} s, {1 + args.extra} processes "
             f"{cost['group_s']:.3f} s: {cost['per_extra_s']:.3f} s per extra process, of which "
             f"{cost['measuring_s']:.3f} s measuring -> host overhead {host:.3f} s "
-            f"(bar < {OVERHEAD_BAR_S} s: {'PASS' if cheap else 'FAIL'})"
+            f"(bar < {OVERHEAD_BAR_S} s: {'PASS' if cheap else 'FAIL'}); CPU time per extra process (host, agent and "
+            f"its sampler; what a quiet machine's wall time would be close to): {cost['cpu_per_extra_s']:.3f} s"
         )
         spread("MobileNetV2 alpha 0.35 96x96 float32", small, args.processes, store)
         spread("the demo's compressed digits CNN (int8)", demo, args.processes, store)
