@@ -43,7 +43,8 @@ def api(real_models: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
             "python": python,
             "recipe": {"step": [{"kind": "lowrank", "rank": 8, "layers": ["pointwise_expand*"], "epochs": 1}]},
         },
-        # compress(path, custom_objects={name: class}): loads, and pruning names the layer TF-MOT cannot prune.
+        # compress(path, custom_objects={name: class}): loads, and pruning leaves the layers TF-MOT cannot prune as
+        # they are and names them (the step took them by default; chosen ones would stop the run).
         "prune": {
             "case": "custom_objects_dict",
             "model": model,
@@ -148,8 +149,9 @@ def test_a_model_object_with_custom_layers_goes_through_a_step_that_rebuilds_it(
 
 
 def test_custom_objects_in_the_api_and_pruning_names_the_layer_tfmot_cannot_prune(api: dict[str, Run]) -> None:
-    error = api["prune"].error
-    assert f"'mtconv-0' ({LAYER}) cannot be pruned by TF-MOT" in error and "exclude" in error
+    prune = api["prune"].manifest["steps"][0]
+    assert "mtconv-0" in prune["effect"]["skipped"], prune["effect"]
+    assert "mtconv-0" in prune["effect_text"] and LAYER in prune["effect"]["skipped"]["mtconv-0"] + prune["effect_text"]
 
 
 def test_a_name_the_module_lacks_is_one_line_listing_its_layers(api: dict[str, Run]) -> None:
