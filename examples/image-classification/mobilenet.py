@@ -36,7 +36,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     # Small batches in quick mode: BatchNormalization's moving averages need several hundred steps.
-    per_class, test_per_class, epochs, batch = (300, 100, 5, 8) if args.quick else (1000, 500, 10, 32)
+    per_class, test_per_class, epochs, batch = (100, 30, 8, 8) if args.quick else (1000, 500, 10, 32)
 
     x_train, y_train, x_test, y_test = fashion_mnist.load()
     train = fashion_mnist.balanced(y_train, per_class, seed=args.seed)

@@ -31,7 +31,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     # BatchNormalization's moving averages need a few hundred steps before the model works in inference mode
-    per_class, test_per_class, epochs, batch = (60, 20, 20, 16) if args.quick else (300, 60, 25, 32)
+    per_class, test_per_class, epochs, batch = (60, 20, 15, 16) if args.quick else (300, 60, 25, 32)
 
     started = time.perf_counter()
     x_train, y_train, x_test, y_test = synth_speech.keyword_spotting(per_class, test_per_class, seed=args.seed)
