@@ -13,7 +13,7 @@ import click
 from .. import _table, views
 from ..store import using_store
 from ..store.labels import Labels, model_label
-from ..store.lineage import describe_baseline
+from ..store.lineage import describe_baseline, headline_figure, headline_text
 from . import _progress
 from ._common import emit_json, json_option, store_option
 
@@ -110,8 +110,8 @@ def list_runs(
                         model_label(r["model_name"], (r.get("record") or {}).get("written_to")),
                         r["model_sha256"][:12],
                         r["recipe"] or "(float32 baseline)",
-                        _table.pct(r["accuracy_tflite"]),
-                        _table.pct(r["accuracy_source"]),
+                        headline_text(r.get("record") or {}, named=True),
+                        headline_text(r.get("record") or {}, "source"),
                         f"{r['gzip_ratio']:.1f}x" if r["gzip_ratio"] else "-",
                     ]
                     for r in rows
@@ -246,7 +246,8 @@ def show(run_id: str, is_compression: bool, as_json: bool, store: str) -> None:
             f"compression run {number}, {_when(row['created_at'])} UTC: {row['recipe']}\n"
             f"model  {row['model_name']} sha256 {row['model_sha256']}\n"
             f"source {(rec.get('source') or {}).get('path')} sha256 {row['source_sha256']}\n"
-            f"accuracy {_table.pct(row['accuracy_tflite'])} (source {_table.pct(row['accuracy_source'])}), "
+            f"{headline_figure(rec).label} {headline_text(rec)}"
+            f" (source {headline_text(rec, 'source')}), "
             f"{_table.size(sizes.get('tflite_bytes'))} ({_table.size(sizes.get('tflite_gzip_bytes'))} gzipped), "
             f"{sizes.get('gzip_ratio', 0):.1f}x smaller gzipped than the float32 export\n"
             f"{lineage}\n"

@@ -7,7 +7,15 @@ from typing import Any
 
 from ..store import Store
 from ..store.labels import Labels
-from ..store.lineage import Merit, accuracy_of, all_merits, evaluated_samples, latest_by_model
+from ..store.lineage import (
+    Merit,
+    accuracy_of,
+    all_merits,
+    evaluated_samples,
+    headline_figure,
+    headline_text,
+    latest_by_model,
+)
 from ..store.sql import energy_mj
 from ..views import caveat_note, load
 
@@ -25,6 +33,14 @@ class ModelFacts:
     is_baseline: bool
     inspection: dict[str, Any] | None
     display: str = ""  # the one label of the model in every table (store/labels.py): folder, file, recipe
+    headline: str = "accuracy"  # the task's headline figure that ``accuracy`` stands for (ROC AUC, MSE, ...)
+    accuracy_text: str = "-"  # as a reader sees it: "97.2%", or "ROC AUC 88.1%", "MSE 0.0123"
+
+    @property
+    def plotted_accuracy(self) -> float | None:
+        """The accuracy plots show classifiers' accuracy only: a Wilson interval holds for a proportion of correct
+        answers, not for ROC AUC or an error figure, and one axis cannot hold figures of different kinds."""
+        return self.accuracy if self.headline == "accuracy" else None
 
 
 @dataclass
@@ -68,6 +84,8 @@ def collect(
             is_baseline=bool(comp and comp.get("is_baseline")),
             inspection=row.get("inspection"),
             display=shown.get(sha) or names.of(row["name"], sha),
+            headline=headline_figure(record).key if comp else "accuracy",
+            accuracy_text=headline_text(record, named=True) if comp else "-",
         )
     reasons = {}
     for run in runs:

@@ -279,7 +279,7 @@ def accuracy_vs_latency(data: ReportData) -> Plot | None:
         points = []
         for run in data.runs:
             facts = data.models.get(run["model_sha256"])
-            if run["target"] == target and facts is not None and facts.accuracy is not None:
+            if run["target"] == target and facts is not None and facts.plotted_accuracy is not None:
                 p90 = run["p90_ms"]
                 points.append(
                     _accuracy_point(
@@ -287,7 +287,7 @@ def accuracy_vs_latency(data: ReportData) -> Plot | None:
                         p90,
                         _p10(run["record"], p90),
                         p90,
-                        facts.accuracy,
+                        facts.plotted_accuracy,
                         facts.test_samples,
                     )
                 )
@@ -315,7 +315,7 @@ def accuracy_vs_latency(data: ReportData) -> Plot | None:
 
 def accuracy_vs_size(data: ReportData) -> Plot | None:
     names = labels(data)
-    shas = [sha for sha, f in data.models.items() if f.accuracy is not None]
+    shas = [sha for sha, f in data.models.items() if f.plotted_accuracy is not None]
     if not shas:
         return None
     fig = _figure(9.5, 7.6)
@@ -325,7 +325,7 @@ def accuracy_vs_size(data: ReportData) -> Plot | None:
         for sha in shas:
             facts = data.models[sha]
             kib = getattr(facts, key) / 1024
-            points.append(_accuracy_point(names[sha], kib, kib, kib, facts.accuracy or 0.0, facts.test_samples))
+            points.append(_accuracy_point(names[sha], kib, kib, kib, facts.plotted_accuracy or 0.0, facts.test_samples))
         _scatter_pareto(ax, points, f"{title} (KiB)")
         ax.set_title(title, loc="left", fontsize=10)
     return Plot(
