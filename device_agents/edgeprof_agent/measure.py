@@ -13,11 +13,13 @@ The result's ``conditions`` hold what the run depended on beyond its options (``
 where, its rate and readings; ``threads``: requested, used, created) and ``stability`` the checks of stability.py.
 """
 
+import shutil
+import tempfile
 import time
 
 import numpy as np
 
-from . import arena, energy, latency, memory, runtimes, sidecar, stability, stats, threads
+from . import arena, energy, latency, memory, operators, peak, runtimes, sidecar, stability, stats, threads
 from . import inputs as inputs_mod
 from .protocol import BAD_INPUT, BAD_REQUEST, AgentError
 
@@ -42,6 +44,8 @@ DEFAULTS = {
     "idle_seconds": 1.0,
     "thermal_interval_s": 1.0,
     "sampling": "sibling",  # where the power sampler and thermal watcher run: "sibling" or "in-process"
+    "ops": False,  # per-operator latency and the board's peak after the profile (operators.py, peak.py)
+    "ops_rounds": 50,  # at least this many rounds of every operator (and min_seconds), within max_seconds
 }
 
 FIX_OPTIONS = "correct the option (edgeprof profile --help lists each with its range)"
@@ -58,6 +62,7 @@ _NUMBERS = {
     "max_samples": (int, 1, True),
     "idle_seconds": (float, 0.0, True),
     "thermal_interval_s": (float, 0.0, True),
+    "ops_rounds": (int, 1, True),
 }
 
 
@@ -105,6 +110,8 @@ def _options(args):
 
 
 def _set_inputs(interpreter, opts):
+    """Set the model's inputs once, as benchmark_model does; returns the arrays set (the operator profile reuses
+    them)."""
     details = interpreter.get_input_details()
     if opts["inputs"]:
         arrays = inputs_mod.load_arrays(opts["inputs"], interpreter)
@@ -116,6 +123,23 @@ def _set_inputs(interpreter, opts):
             interpreter.set_tensor(detail["index"], tensor)
         except ValueError as exc:
             raise AgentError(BAD_INPUT, "cannot set input %r: %s" % (detail["name"], exc), "check the data's shape")
+    return tensors
+
+
+def _operators(runtime, model, interpreter, graph, tensors, opts, timer, emit):
+    """The board's peak, then the latency of every operator: together bounded by max_seconds."""
+    started = time.perf_counter()
+    deadline = started + opts["max_seconds"]
+    emit("phase", phase="peak")
+    folder = tempfile.mkdtemp(prefix="edgeprof-peak-", dir=operators._scratch_dir(model))
+    try:
+        peak_result = peak.measure(runtime, opts, folder, min(deadline, started + 0.15 * opts["max_seconds"]))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    found = operators.profile(runtime, model, interpreter, graph, tensors, opts, timer, emit, deadline)
+    found["peak"] = peak_result
+    found["seconds_total"] = time.perf_counter() - started
+    return found
 
 
 def profile(args, emit):
@@ -145,7 +169,7 @@ def profile(args, emit):
         rss_loaded = memory.rss_kb()
         delegation, graph = runtimes.delegation_report(interpreter, opts["delegate"], load.get("stderr"))
         arena_info = arena.estimate(interpreter, graph)
-        _set_inputs(interpreter, opts)
+        input_tensors = _set_inputs(interpreter, opts)
 
         reset_run, reset_run_why = memory.reset_peak()
         invoke = interpreter.invoke
@@ -210,6 +234,8 @@ def profile(args, emit):
                 "idle_seconds",
                 "thermal_interval_s",
                 "sampling",
+                "ops",
+                "ops_rounds",
             )
         ),
         "inputs": "data" if opts["inputs"] else "random",
@@ -242,6 +268,9 @@ def profile(args, emit):
     result["stability"] = stability.check(samples, result["latency_ms"], timer, threads_used, sampler)
     if not reset_load or not reset_run:
         result["memory"]["peak_reset_problem"] = reset_load_why or reset_run_why
+    if opts["ops"]:
+        # After the measurement and its memory figures: the sub-models must not colour either.
+        result["ops"] = _operators(runtime, model, interpreter, graph, input_tensors, opts, timer, emit)
     limit = opts["max_samples"]
     if len(samples) <= limit:
         result["samples_ms"] = [stats.round_ms(s) for s in samples]

@@ -19,6 +19,8 @@ from .accuracy import compare, host_outputs, load_eval, predict_on_board
 from .deploy import DEFAULT_WAIT_SECONDS, connect
 from .errors import DataError
 from .modelfile import ModelFile, open_tflite
+from .ops import costs as ops_costs
+from .ops import render as ops_render
 from .progress import Progress, ProgressHandler, from_board_event
 from .targets import Target, apply_sensor_defaults, resolve_target
 
@@ -47,6 +49,9 @@ class ProfileOptions:
     energy_rate_hz: float | None = None  # None: 100 Hz for sysfs sensors, 10 Hz for command-based ones
     idle_seconds: float = 1.0  # idle power is measured this long before the model loads (when a sensor exists)
     thermal_interval_s: float = 1.0  # temperatures and throttle state are polled this often during the run
+    # Per-operator latency (and the board's peak) after the profile, within max_seconds: edgeprof.ops
+    ops: bool = False
+    ops_rounds: int = 50  # at least this many rounds of every operator, and min_seconds
 
     def agent_args(self) -> dict[str, Any]:
         args = asdict(self)
@@ -152,6 +157,7 @@ class ProfileResult:
             *_summary_thermal(m.get("thermal"), m.get("throttled")),
             *_summary_accuracy(m.get("accuracy")),
             *_summary_stability(m),
+            *ops_render.summary_lines(m.get("ops")),
         ]
         return "\n".join(line for line in lines if line is not None)
 
@@ -313,15 +319,18 @@ def agent_deadline(options: ProfileOptions, slack: float) -> Any:
 
     def plan(event: dict[str, Any] | None) -> tuple[float, str]:
         phase = (event or {}).get("phase")
-        if event is not None and event.get("event") == "progress" and phase == "measure":
+        if event is not None and event.get("event") == "progress" and phase in ("measure", "ops"):
             left = max(0.0, options.max_seconds - float(event.get("seconds") or 0.0))
-            return left + slack, f"measuring (at most {left:.0f} s left + {slack:.0f} s of slack)"
+            doing = "measuring" if phase == "measure" else "timing each operator"
+            return left + slack, f"{doing} (at most {left:.0f} s left + {slack:.0f} s of slack)"
         planned, doing = {
             None: (options.idle_seconds, "preparing the measurement"),
             "idle": (options.idle_seconds, "measuring idle power"),
             "load": (0.0, "loading the model"),
             "warmup": (options.warmup_seconds + options.max_seconds, "warming up"),
             "measure": (options.max_seconds, "measuring"),
+            "peak": (options.max_seconds, "measuring the board's peak"),
+            "ops": (options.max_seconds, "timing each operator"),
         }.get(phase, (0.0, str(phase)))
         return planned + slack, f"{doing} (planned at most {planned:.0f} s + {slack:.0f} s of slack)"
 
@@ -389,10 +398,15 @@ def profile(
             hello = agent.hello
     if eval_set is not None:
         measurement["accuracy"] = compare(eval_set, board_outputs, board_answer, host_outputs(data, eval_set))
+    device = dict(hello.get("device", {}))
+    if measurement.get("ops"):
+        ops_costs.annotate(measurement["ops"], data, measurement["latency_ms"]["median"])
+        if (measurement["ops"].get("peak") or {}).get("gmacs_per_s"):
+            device["peak"] = ops_costs.peak_fact(measurement["ops"]["peak"])
     result = ProfileResult(
         model=model_file,
         target=target.name,
-        device=hello.get("device", {}),
+        device=device,
         agent_version=hello.get("agent_version", "?"),
         options=options,
         measurement=measurement,

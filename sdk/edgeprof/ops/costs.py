@@ -1,0 +1,128 @@
+"""What each operator costs and how close it runs to the board's limit: MACs and bytes from the flatbuffer (the same
+tables as ``edgeprof inspect``), achieved MAC/s from the measured time, and the fraction of the board's peak.
+
+The peak is the agent's microbenchmark (``edgeprof_agent/peak.py``): the fastest large convolution of each data type
+through the profile's own runtime, delegate and threads. An operator's *compute type* is that of its weights (int8
+weights run int8 kernels in XNNPACK, also with float activations: dynamic-range quantisation), else of its input;
+float16 weights are expanded to float32 at load and count as float32. A model's fraction of peak weighs its MACs by
+type: the time its MACs would take at the peak rate of their type, over the time they took.
+
+Bytes moved are the tensors an operator reads and writes, each once (weights at their dense size): the compulsory
+traffic, not what the caches really fetch. MACs per byte is the operator's arithmetic intensity on a roofline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..tflite.macs import op_macs
+from ..tflite.reader import Operator, Subgraph, TFLiteModel
+
+INT_TYPES = {"INT8": "int8", "UINT8": "int8", "INT4": "int8", "INT16": "int16"}
+
+
+def _compute_type(op: Operator, sg: Subgraph, producers: dict[int, Operator]) -> str:
+    weights = []
+    for index in op.inputs:
+        if index < 0:
+            continue
+        tensor = sg.tensors[index]
+        source = tensor
+        producer = producers.get(index)
+        if not tensor.is_constant and producer is not None and producer.opcode.name in ("DEQUANTIZE", "DENSIFY"):
+            source = sg.tensors[producer.inputs[0]] if producer.inputs and producer.inputs[0] >= 0 else tensor
+        if source.is_constant and len(source.shape) >= 2:
+            weights.append(source.dtype)
+    if weights:
+        return INT_TYPES.get(weights[0], "float32")
+    first = next((sg.tensors[i] for i in op.inputs if i >= 0 and not sg.tensors[i].is_constant), None)
+    return INT_TYPES.get(first.dtype, "float32") if first is not None else "float32"
+
+
+def _bytes(op: Operator, sg: Subgraph) -> tuple[int, int]:
+    """(weight bytes, activation bytes) the operator reads and writes, each tensor once."""
+    weights = activations = 0
+    seen = set()
+    for index in (*op.inputs, *op.outputs):
+        if index < 0 or index in seen:
+            continue
+        seen.add(index)
+        tensor = sg.tensors[index]
+        if tensor.is_constant:
+            weights += tensor.dense_nbytes
+        else:
+            activations += tensor.nbytes
+    return weights, activations
+
+
+def _rate(amount: float | None, ms: float | None) -> float | None:
+    if not amount or ms is None or ms <= 0:
+        return None
+    return amount / (ms / 1e3) / 1e9
+
+
+def annotate(ops: dict[str, Any], model_data: bytes, median_ms: float | None) -> dict[str, Any]:
+    """Add MACs, bytes, rates and fractions of peak to the agent's ``ops`` record (in place; also returned).
+
+    ``median_ms`` is the profile's median latency of the whole model: the model's own achieved rate uses it.
+    """
+    if not ops.get("available"):
+        return ops
+    model = TFLiteModel.from_bytes(model_data)
+    sg = model.main
+    producers = {out: op for op in sg.operators for out in op.outputs if out >= 0}
+    peak = (ops.get("peak") or {}).get("gmacs_per_s") or {}
+    bandwidth = (ops.get("peak") or {}).get("gbytes_per_s")
+    by_type: dict[str, int] = {}
+    not_estimated = []
+    for row in ops.get("ops") or []:
+        index = row["index"]
+        if not 0 <= index < len(sg.operators):
+            continue
+        op = sg.operators[index]
+        macs = op_macs(op, sg)
+        weights, activations = _bytes(op, sg)
+        kind = _compute_type(op, sg, producers)
+        row["macs"] = macs
+        row["weight_bytes"] = weights
+        row["activation_bytes"] = activations
+        row["compute"] = kind
+        total = weights + activations
+        row["macs_per_byte"] = (macs / total) if macs and total else (0.0 if macs == 0 else None)
+        if macs is None:
+            not_estimated.append(op.opcode.name)
+        elif macs:
+            by_type[kind] = by_type.get(kind, 0) + macs
+        ms = (row.get("ms") or {}).get("median") if row.get("status") == "timed" else None
+        row["gmacs_per_s"] = _rate(macs, ms)
+        row["gbytes_per_s"] = _rate(total, ms)
+        row["peak_fraction"] = (row["gmacs_per_s"] / peak[kind]) if row["gmacs_per_s"] and peak.get(kind) else None
+        row["bandwidth_fraction"] = (row["gbytes_per_s"] / bandwidth) if row["gbytes_per_s"] and bandwidth else None
+    macs_total = sum(by_type.values())
+    at_peak_s = sum(m / (peak[k] * 1e9) for k, m in by_type.items() if peak.get(k))
+    covered = sum(m for k, m in by_type.items() if peak.get(k))
+    ops["costs"] = {
+        "macs": macs_total,
+        "macs_by_type": by_type,
+        "macs_not_estimated": sorted(set(not_estimated)),
+        "median_ms": median_ms,
+        "gmacs_per_s": _rate(macs_total, median_ms),
+        # the time the MACs would take at the peak of their types, over the measured median
+        "peak_fraction": (at_peak_s * 1e3 / median_ms) if at_peak_s and median_ms and covered == macs_total else None,
+        "main_type": max(by_type, key=by_type.get) if by_type else None,
+        "note": "MACs of subgraphs other than the main one are not counted" if len(model.subgraphs) > 1 else None,
+    }
+    return ops
+
+
+def peak_fact(peak: dict[str, Any]) -> dict[str, Any]:
+    """The peak as a device fact, stored with the run's device facts: what this board does with this runtime,
+    delegate and thread count (a plain profile of the same board can be set against it)."""
+    return {
+        "runtime": peak.get("runtime"),
+        "delegate": peak.get("delegate"),
+        "threads": peak.get("threads"),
+        "gmacs_per_s": peak.get("gmacs_per_s"),
+        "gbytes_per_s": peak.get("gbytes_per_s"),
+        "method": peak.get("method"),
+    }
