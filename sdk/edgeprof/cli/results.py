@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from .. import _table
+from ..ops import table_lines
 from ..store import using_store
 from ..store.labels import Labels, model_label
 from ..store.lineage import describe_baseline
@@ -223,6 +224,8 @@ def show(run_id: int, is_compression: bool, as_json: bool, store: str) -> None:
         )
         return
     click.echo(_profile_text(row))
+    if row["record"].get("ops"):
+        click.echo("\n".join(table_lines(row["record"]["ops"])))
     if manifest is not None:
         click.echo(f"made by compression run {manifest} ('edgeprof results show {manifest} --compression')")
 
@@ -257,9 +260,18 @@ def _run_ids(text: str) -> list[int]:
     "the spread of their medians, at least 2].",
 )
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01, show_default=True)
+@click.option(
+    "--ops",
+    "by_operator",
+    is_flag=True,
+    help="Line up the operators of two runs profiled with --ops (same graph, or a model and its compressed child "
+    "by layer name) and say which got significantly faster or slower.",
+)
 @json_option
 @store_option
-def compare_runs(runs_a: str, runs_b: str, min_change: float | None, alpha: float, as_json: bool, store: str) -> None:
+def compare_runs(
+    runs_a: str, runs_b: str, min_change: float | None, alpha: float, by_operator: bool, as_json: bool, store: str
+) -> None:
     """Is B significantly faster or slower than A?
 
     A and B are one profile run each, or several runs of the same model (3,5,7 or 3-5) so that run-to-run noise
@@ -272,15 +284,37 @@ def compare_runs(runs_a: str, runs_b: str, min_change: float | None, alpha: floa
       edgeprof results compare 3 4
       edgeprof results compare 3,5,7 4,6,8 --json
       edgeprof results compare 3 4 --min-change 2
+      edgeprof results compare 3 4 --ops          # operator by operator (runs profiled with --ops)
     """
     from ..compare import compare
 
     ids_a, ids_b = _run_ids(runs_a), _run_ids(runs_b)
+    if by_operator:
+        _compare_ops(ids_a, ids_b, min_change, alpha, as_json, store)
+        return
     with using_store(store) as db:
         labels = Labels(db)
         a = [{**(row := db.profile(i))["record"], "id": i, "label": labels.of_profile(row)} for i in ids_a]
         b = [{**(row := db.profile(i))["record"], "id": i, "label": labels.of_profile(row)} for i in ids_b]
     result = compare(a, b, alpha=alpha, min_change=None if min_change is None else min_change / 100)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        click.echo(result.summary())
+
+
+def _compare_ops(
+    ids_a: list[int], ids_b: list[int], min_change: float | None, alpha: float, as_json: bool, store: str
+) -> None:
+    from ..errors import StoreError
+    from ..ops import compare_ops
+
+    if len(ids_a) != 1 or len(ids_b) != 1:
+        raise StoreError("--ops compares one run with one run", "give one run id a side, e.g. 3 4")
+    with using_store(store) as db:
+        labels = Labels(db)
+        a, b = ({**(row := db.profile(i))["record"], "id": i, "label": labels.of_profile(row)} for i in ids_a + ids_b)
+    result = compare_ops(a, b, alpha=alpha, min_change=None if min_change is None else min_change / 100)
     if as_json:
         emit_json(result.to_dict())
     else:

@@ -107,7 +107,12 @@ class OpsComparison:
             ),
         ]
         if len(ordered) > len(shown):
-            lines.append(f"... {len(ordered) - len(shown)} more pairs, none significant (--json has every one)")
+            hidden = ordered[len(shown) :]
+            significant = sum(1 for r in hidden if r.significant)
+            lines.append(
+                f"... {len(hidden)} more pairs, {significant} of them significant, each smaller in ms than those "
+                "above (--json has every one)"
+            )
         if self.only_a:
             lines.append(f"only in A: {', '.join(self.only_a)}")
         if self.only_b:

@@ -361,6 +361,10 @@ class Report:
         for plot in self.plots:
             if plot.name.startswith("size_per_layer_"):
                 sections.append(self._figure(plot))
+        operators = [p for p in self.plots if p.name.startswith(("ops_", "roofline_"))]
+        if operators:
+            sections.append("<h2>Operators</h2><p class=meta>Runs profiled with --ops: where the time goes.</p>")
+            sections.extend(self._figure(plot) for plot in operators)
         sections.append("<h2>Energy</h2>")
         if "energy" in plots:
             sections.append(self._figure(plots["energy"]))
