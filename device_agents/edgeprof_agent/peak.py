@@ -20,7 +20,7 @@ from . import peak_models, runtimes
 from .protocol import AgentError
 
 MIN_RUNS = 3
-MIN_SECONDS = 0.2
+MIN_SECONDS = 0.15
 METHOD = (
     "median of at least %d runs and %.1f s of a 1x1 and a 3x3 convolution (float32 and int8) and of an element-wise "
     "ADD of two 16 MiB float32 tensors, through the profile's runtime, delegate and threads" % (MIN_RUNS, MIN_SECONDS)

@@ -174,7 +174,7 @@ def _ops_of(record: dict[str, Any], side: str) -> dict[str, Any]:
 
 def _label(record: dict[str, Any]) -> str:
     name = record.get("label") or (record.get("model") or {}).get("name", "?")
-    return f"#{record.get('id', '?')} {name}"
+    return f"#{record['id']} {name}" if record.get("id") is not None else name
 
 
 def compare_ops(
