@@ -14,8 +14,10 @@ where, its rate and readings; ``threads``: requested, used, created) and ``stabi
 """
 
 import shutil
+import sys
 import tempfile
 import time
+import traceback
 
 import numpy as np
 
@@ -269,8 +271,17 @@ def profile(args, emit):
     if not reset_load or not reset_run:
         result["memory"]["peak_reset_problem"] = reset_load_why or reset_run_why
     if opts["ops"]:
-        # After the measurement and its memory figures: the sub-models must not colour either.
-        result["ops"] = _operators(runtime, model, interpreter, graph, input_tensors, opts, timer, emit)
+        # After the measurement and its memory figures: the sub-models must not colour either. A failure here costs
+        # the per-operator figures, with the reason, never the profile.
+        try:
+            result["ops"] = _operators(runtime, model, interpreter, graph, input_tensors, opts, timer, emit)
+        except Exception as exc:  # noqa: BLE001
+            traceback.print_exc(file=sys.stderr)
+            result["ops"] = {
+                "available": False,
+                "reason": "the per-operator run failed (%s: %s); the agent's stderr has the details"
+                % (type(exc).__name__, exc),
+            }
     limit = opts["max_samples"]
     if len(samples) <= limit:
         result["samples_ms"] = [stats.round_ms(s) for s in samples]

@@ -41,7 +41,7 @@ import numpy as np
 from . import cut as cut_mod
 from . import flatbuffer as fb
 from . import graph as graph_mod
-from . import probe, runtimes
+from . import memory, probe, runtimes
 from .protocol import AgentError
 
 METHOD = "isolated"
@@ -347,6 +347,7 @@ def profile(runtime, model_path, whole, plan_graph, input_tensors, opts, timer, 
                     rows[p].setdefault("in", key)
             loaded_units.append(unit)
         reference = None  # every sub-model has its inputs: the kept activations can go
+        rss_loaded = memory.rss_kb()
 
         for i in folded:
             if rows[i]["status"] == "timed":
@@ -398,7 +399,7 @@ def profile(runtime, model_path, whole, plan_graph, input_tensors, opts, timer, 
 
     return _result(
         rows, plan, empty, dispatch, whole_unit, loaded_units, rounds, measured_s, started, budget, stopped, timer,
-        reference_why, load_problems, model, opts,
+        reference_why, load_problems, model, opts, rss_loaded,
     )  # fmt: skip
 
 
@@ -407,7 +408,7 @@ def _net(samples, overhead):
 
 
 def _result(rows, plan, empty, dispatch, whole_unit, units, rounds, measured_s, started, budget, stopped, timer,
-            reference_why, load_problems, model, opts):  # fmt: skip
+            reference_why, load_problems, model, opts, rss_loaded):  # fmt: skip
     overhead = _median(empty.samples)
     overhead_cold = _median(empty.first)
     overhead_se = _se_median(empty.samples) or 0.0
@@ -475,6 +476,12 @@ def _result(rows, plan, empty, dispatch, whole_unit, units, rounds, measured_s, 
             % (len(model.subgraphs), len(model.subgraphs) - 1)
         )
     notes.extend(load_problems)
+    if opts.get("threads") and int(opts["threads"]) > 1:
+        notes.append(
+            "%d threads: each operator alone has a thread pool of its own, woken for it, where in the model one pool "
+            "serves every operator; small operators look slower alone (per-operator figures read best with 1 thread)"
+            % int(opts["threads"])
+        )
     asked = int(opts.get("ops_rounds") or 50)
     if stopped == "load":
         notes.append("--max-seconds ran out while the sub-models loaded: some operators were not measured")
@@ -493,6 +500,8 @@ def _result(rows, plan, empty, dispatch, whole_unit, units, rounds, measured_s, 
         "max_seconds": budget,
         "stopped": stopped,
         "inputs": "random" if reference_why else "activations",
+        "sub_models": len(units),
+        "rss_with_sub_models_kb": rss_loaded,
         "overhead_ms": _round6(overhead),
         "overhead_cold_ms": _round6(overhead_cold),
         "node_ms": _round6(node_ms),
