@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+KEPT_SAMPLES = 200  # per operator in the record: an even stride of its warm invokes (the figures use all of them)
+
 
 def median(values):
     return float(np.median(values)) if len(values) else None
@@ -44,6 +46,14 @@ def spearman(a, b):
 
 def round6(value):
     return None if value is None else float("%.6f" % value)
+
+
+def _even(values, count):
+    """At most ``count`` values at an even stride: the distribution and its drift over the run, in less space."""
+    if len(values) <= count:
+        return list(values)
+    stride = len(values) / float(count)
+    return [values[int(i * stride)] for i in range(count)]
 
 
 def _net(samples, offset):
@@ -103,7 +113,7 @@ def summarize(rows, plan, units, empty, dispatch, whole, rounds, timer):
         figures, resolution, net, (odd, even) = operator_figures(unit, base, rounds, clock_ms)
         row["ms"] = figures
         row["resolution_ms"] = round6(resolution)
-        row["samples_ms"] = [round6(s) for s in net]
+        row["samples_ms"] = [round6(s) for s in _even(net, KEPT_SAMPLES)]
         if figures["median"] < resolution:
             row["status"] = "below_resolution"
         halves[0].append(odd)

@@ -67,6 +67,12 @@ def bench_files(out: Path) -> dict[str, Path]:
     return {f"{name}-{kind}": out / f"mobilenetv2-{name}-{kind}.tflite" for name in BENCH for kind in ("f32", "int8")}
 
 
+def _representative(rng, size: int):
+    import numpy as np
+
+    return lambda: ([rng.uniform(-1, 1, (1, size, size, 3)).astype(np.float32)] for _ in range(8))
+
+
 def bench(out: Path) -> None:
     """The benchmark's models: as keras.applications defines them (1000 classes), weights=None (nothing fetched)."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -84,10 +90,7 @@ def bench(out: Path) -> None:
         rng = np.random.default_rng(0)
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: (  # used (converted) before the loop moves on
-            [rng.uniform(-1, 1, (1, size, size, 3)).astype(np.float32)]
-            for _ in range(8)  # noqa: B023
-        )
+        converter.representative_dataset = _representative(rng, size)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         (out / f"mobilenetv2-{name}-int8.tflite").write_bytes(converter.convert())
 
