@@ -82,12 +82,24 @@ def time_bars(data: ReportData) -> list[Plot]:
                     f"({whole:.4g} ms in the same rounds)."
                     if whole and ops.get("sum_ratio")
                     else "."
-                ),
+                )
+                + _peak_sentence(ops),
                 _png(fig),
                 fig,
             )
         )
     return plots
+
+
+def _peak_sentence(ops: dict[str, Any]) -> str:
+    costs, peak = ops.get("costs") or {}, ops.get("peak") or {}
+    fraction, kind = costs.get("peak_fraction"), costs.get("main_type")
+    if fraction is None or not kind:
+        return ""
+    return (
+        f" The model reaches {fraction:.0%} of what this board's CPU does with this runtime and delegate "
+        f"({costs['gmacs_per_s']:.3g} GMAC/s against a {kind} peak of {peak['gmacs_per_s'][kind]:.3g} GMAC/s)."
+    )
 
 
 def roofline(data: ReportData) -> list[Plot]:
@@ -151,7 +163,8 @@ def roofline(data: ReportData) -> list[Plot]:
                 "the whole models at their median latency. Roofs measured on the board through the same runtime, "
                 f"delegate and threads ({peak.get('delegate')}, threads {peak.get('threads') or 'default'}): the "
                 "fastest large convolution of each data type, and an element-wise ADD of 48 MiB for the memory "
-                "roof. Bytes are each tensor read or written once (compulsory traffic), not what caches fetched.",
+                "roof. Bytes are each tensor read or written once (compulsory traffic), not what caches fetched: an "
+                "operator above the memory roof runs from cache.",
                 _png(fig),
                 fig,
             )
