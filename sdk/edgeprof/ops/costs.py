@@ -16,40 +16,48 @@ from __future__ import annotations
 from typing import Any
 
 from ..tflite.macs import op_macs
-from ..tflite.reader import Operator, Subgraph, TFLiteModel
+from ..tflite.reader import Operator, Subgraph, Tensor, TFLiteModel
 
 INT_TYPES = {"INT8": "int8", "UINT8": "int8", "INT4": "int8", "INT16": "int16"}
 
 
-def _compute_type(op: Operator, sg: Subgraph, producers: dict[int, Operator]) -> str:
-    weights = []
-    for index in op.inputs:
-        if index < 0:
-            continue
+EXPANDING = ("DEQUANTIZE", "DENSIFY")
+
+
+def _weight_source(index: int, sg: Subgraph, producers: dict[int, Operator]) -> Tensor | None:
+    """The constant behind an input: itself, or the constant a DEQUANTIZE / DENSIFY chain expands once at load."""
+    for _ in range(4):
         tensor = sg.tensors[index]
-        source = tensor
+        if tensor.is_constant:
+            return tensor
         producer = producers.get(index)
-        if not tensor.is_constant and producer is not None and producer.opcode.name in ("DEQUANTIZE", "DENSIFY"):
-            source = sg.tensors[producer.inputs[0]] if producer.inputs and producer.inputs[0] >= 0 else tensor
-        if source.is_constant and len(source.shape) >= 2:
-            weights.append(source.dtype)
-    if weights:
-        return INT_TYPES.get(weights[0], "float32")
+        if producer is None or producer.opcode.name not in EXPANDING or not producer.inputs or producer.inputs[0] < 0:
+            return None
+        index = producer.inputs[0]
+    return None
+
+
+def _compute_type(op: Operator, sg: Subgraph, producers: dict[int, Operator]) -> str:
+    for index in op.inputs:
+        source = _weight_source(index, sg, producers) if index >= 0 else None
+        if source is not None and len(source.shape) >= 2:
+            return INT_TYPES.get(source.dtype, "float32")  # float16 weights are expanded to float32
     first = next((sg.tensors[i] for i in op.inputs if i >= 0 and not sg.tensors[i].is_constant), None)
     return INT_TYPES.get(first.dtype, "float32") if first is not None else "float32"
 
 
-def _bytes(op: Operator, sg: Subgraph) -> tuple[int, int]:
-    """(weight bytes, activation bytes) the operator reads and writes, each tensor once."""
+def _bytes(op: Operator, sg: Subgraph, producers: dict[int, Operator]) -> tuple[int, int]:
+    """(weight bytes, activation bytes) the operator reads and writes, each tensor once; weights as the operator
+    reads them (float16 weights at their expanded float32 size)."""
     weights = activations = 0
-    seen = set()
-    for index in (*op.inputs, *op.outputs):
-        if index < 0 or index in seen:
+    for index in dict.fromkeys((*op.inputs, *op.outputs)):
+        if index < 0:
             continue
-        seen.add(index)
         tensor = sg.tensors[index]
         if tensor.is_constant:
             weights += tensor.dense_nbytes
+        elif index in op.inputs and _weight_source(index, sg, producers) is not None:
+            weights += tensor.nbytes
         else:
             activations += tensor.nbytes
     return weights, activations
@@ -81,7 +89,7 @@ def annotate(ops: dict[str, Any], model_data: bytes, median_ms: float | None) ->
             continue
         op = sg.operators[index]
         macs = op_macs(op, sg)
-        weights, activations = _bytes(op, sg)
+        weights, activations = _bytes(op, sg, producers)
         kind = _compute_type(op, sg, producers)
         row["macs"] = macs
         row["weight_bytes"] = weights

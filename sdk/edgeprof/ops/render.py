@@ -105,7 +105,8 @@ def header_lines(ops: dict[str, Any]) -> list[str]:
                 "not attributed (work a delegate fuses across operators, and memory traffic an operator alone, "
                 "with its weights and input in cache, does not pay)"
                 if gap > 0
-                else "more than the model (dispatch and cache misses of operators alone that the model avoids)"
+                else "more than the model (work a delegate folds into neighbouring operators in the model, such as "
+                "XNNPACK's PAD into the next convolution, and cache misses of operators alone)"
             )
         )
     rank = ops.get("rank_stability") or {}
