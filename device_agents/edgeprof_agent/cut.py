@@ -160,11 +160,15 @@ def _holes(model, cut):
     for other in model.subgraphs[1:]:
         keep.update(t.buffer for t in other.tensors)
     holes = []
-    for index, (start, length, _offset, _size) in enumerate(model.buffers):
-        if index in keep or start is None or length < HOLE_MIN:
+    for index, (start, length, offset, size) in enumerate(model.buffers):
+        if index in keep:
+            continue
+        if offset > 1 and size:  # stored after the flatbuffer (models over 2 GB)
+            start, length = offset, size
+        if start is None or length < HOLE_MIN:
             continue
         low = (start + PAGE - 1) // PAGE * PAGE
-        high = (start + length) // PAGE * PAGE
+        high = min(start + length, model.size) // PAGE * PAGE
         if high > low:
             holes.append((low, high))
     return sorted(holes)
