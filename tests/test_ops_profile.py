@@ -17,7 +17,12 @@ from typing import Any
 import pytest
 
 import edgeprof
+from edgeprof import views
+from edgeprof.errors import StoreError
+from edgeprof.ops.compare import operators_of
+from edgeprof.store import open_store
 from edgeprof.tflite.inspect import inspect_model
+from edgeprof_agent.record import OperatorRow, Operators, Part, PlanNode, ProfileRecord
 from tests.conftest import run_cli
 from tests.helpers import ops_models
 from tests.helpers.mobilenet import build_once as build_mobilenet
@@ -138,6 +143,80 @@ def test_float32_and_int8_mobilenet_with_compare_show_and_report(mobilenet: Path
     assert "<h2>Operators</h2>" in report.html()
 
 
+def _extras(part: Any, path: str = "ops") -> list[str]:
+    """Keys of the per-operator part (and of every part inside it, lists included) that no typed field holds."""
+    found = [f"{path}.{key}" for key in part.extra]
+    for name, value in vars(part).items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, Part):
+                found += _extras(item, f"{path}.{name}")
+    return found
+
+
+def test_the_operators_are_typed_in_the_record_round_trip_and_every_view_prints_them(
+    real_models: Path, isolated: Path
+) -> None:
+    path = real_models / "keyword_spotting" / "keyword_spotting.tflite"
+    done = run_cli("profile", str(path), *QUICK_CLI, "--ops", "--ops-rounds", "5")
+    assert done.returncode == 0, done.stderr
+    printed = [line for line in done.stdout.splitlines() if line.strip()]
+    run_id = printed[-1].split()[-1]
+    with open_store(isolated / "results.db") as db:
+        stored = db.profile(int(run_id))["record"]
+    rec = ProfileRecord.load(stored)
+    # Agent and host figures alike are typed fields (nothing left untyped in extra), and the store loses nothing.
+    assert rec.record_version == 2 and isinstance(rec.ops, Operators) and rec.ops.available
+    assert all(isinstance(r, OperatorRow) for r in rec.ops.rows()) and len(rec.ops.rows()) == 15
+    assert all(isinstance(n, PlanNode) for n in rec.ops.plan or []) and rec.ops.peak and rec.ops.costs
+    assert _extras(rec.ops) == []
+    assert rec.to_dict() == stored
+    assert rec.device and rec.device.peak == rec.ops.peak.fact()  # the peak joins the device facts
+    # profile --ops and results show print the same operator lines (one renderer), then show adds every operator.
+    shown = [line for line in run_cli("results", "show", run_id).stdout.splitlines() if line.strip()]
+    assert shown[1 : len(printed)] == printed[:-1]
+    assert any(line.startswith("operators: 15 in the main subgraph") for line in printed)
+    table = shown[shown.index("every operator, in execution order (15):") + 3 :]
+    assert [int(line.split()[1] if line[:3].strip() else line.split()[0]) for line in table[:15]] == list(range(15))
+    # A record from before --ops (agent 0.4.0, record 1): not recorded, said so; no operator lines in its views.
+    old = {k: v for k, v in stored.items() if k != "ops"}
+    old.update(record_version=1, agent_version="0.4.0", options={k: v for k, v in stored["options"].items()
+                                                                  if k not in ("ops", "ops_rounds")})  # fmt: skip
+    old["device"] = {k: v for k, v in stored["device"].items() if k != "peak"}
+    typed_old = ProfileRecord.load(old)
+    assert typed_old.ops is None and not typed_old.recorded("ops") and not typed_old.device.recorded("peak")
+    assert views.operator_lines(typed_old) == [] and typed_old.to_dict() == old
+    with pytest.raises(StoreError, match=r"not recorded: agent 0\.4\.0 did not time operators"):
+        operators_of({**old, "id": 1})
+    plain = {**old, "options": stored["options"] | {"ops": False}}
+    with pytest.raises(StoreError, match="profiled without --ops"):
+        operators_of({**plain, "id": 2})
+
+
+def test_compare_ops_on_groups_tests_each_operator_over_the_processes(real_models: Path, isolated: Path) -> None:
+    path = real_models / "keyword_spotting" / "keyword_spotting.tflite"
+    copy = isolated / "copy" / path.name
+    copy.parent.mkdir()
+    copy.write_bytes(path.read_bytes())  # the same file twice: two groups, interleaved round by round
+    done = run_cli("profile", str(path), str(copy), *QUICK_CLI, "--ops", "--ops-rounds", "5", "--repeat", "2")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("operators: timed in 2 of 2 runs, each its own agent process") == 2
+    shown = run_cli("results", "show", "g:1")
+    assert "operators: timed in 2 of 2 runs" in shown.stdout
+    compared = run_cli("results", "compare", "g:1", "g:2", "--ops", "--json")
+    assert compared.returncode == 0, compared.stderr
+    found = json.loads(compared.stdout)
+    assert found["runs"] == [2, 2] and found["test"].startswith("paired t over 2 rounds")
+    assert found["matched_by"] == "by position (the same graph)" and len(found["rows"]) == 15
+    assert found["groups"] == [1, 2] and found["min_change"] is None  # each operator's own band, from its spread
+    tested = [r for r in found["rows"] if r["p_value"] is not None]
+    assert tested and all(r["band"] >= 0.02 and r["ci_low"] <= r["change"] <= r["ci_high"] for r in tested)
+    # a side that mixes models is refused with one line, as results compare refuses it
+    other = real_models / "anomaly_detection" / "anomaly_detection.tflite"
+    assert run_cli("profile", str(other), *QUICK_CLI, "--ops", "--ops-rounds", "3").returncode == 0
+    refused = run_cli("results", "compare", "1,5", "g:2", "--ops")
+    assert refused.returncode == 2 and "mixes different models" in refused.stderr
+
+
 def _wheel_file(real_models: Path, name: str) -> Path:
     path = real_models / "tflite" / f"{name}.tflite"
     if not path.is_file():
@@ -166,7 +245,7 @@ def test_stateful_streaming_and_control_flow_models(real_models: Path, built: Pa
     assert all("resource" in r["reason"] for r in by_op["VAR_HANDLE"])
     # reading and writing the state is timed, each with the handle it needs
     for row in by_op["READ_VARIABLE"] + by_op["ASSIGN_VARIABLE"]:
-        assert row["status"] in ("timed", "below_resolution") and row["with"], row
+        assert row["status"] in ("timed", "below_resolution") and row["pulled_in"], row
     assert any("2 subgraphs" in note for note in ops["notes"])
 
     loop = _ops(built / "while.tflite")

@@ -7,12 +7,14 @@
   -> arena plan -> inputs set once -> peak reset -> first inference (timed alone, it pays lazy setup) -> warm-up
   -> threads' CPU times -> measured loop (the sibling samples on its own; nothing else runs in this process)
   -> threads' CPU times -> timer overhead -> the sibling stops and hands over its readings and the thermal
-  snapshot after -> statistics and stability checks.
+  snapshot after -> statistics and stability checks -> with ``ops``, the board's peak and every operator's latency
+  (peak.py, operators.py: after the figures above, which the sub-models must not colour).
 
 The result's ``conditions`` hold what the run depended on beyond its options (``sampler``: whether a sampler ran,
 where, its rate and readings; ``threads``: requested, used, created) and ``stability`` the checks of stability.py.
 """
 
+import os
 import shutil
 import sys
 import tempfile
@@ -23,32 +25,9 @@ import numpy as np
 
 from . import arena, energy, latency, memory, operators, peak, runtimes, sidecar, stability, stats, threads
 from . import inputs as inputs_mod
+from .defaults import DEFAULTS
 from .protocol import BAD_INPUT, BAD_REQUEST, AgentError
-
-DEFAULTS = {
-    "runtime": None,
-    "threads": None,
-    "delegate": "xnnpack",
-    "delegate_options": None,
-    "warmup_runs": 1,
-    "warmup_seconds": 0.5,
-    "runs": 50,
-    "min_seconds": 1.0,
-    "max_seconds": 150.0,
-    "pause_ms": 0.0,
-    "cpus": None,
-    "inputs": None,
-    "seed": 0,
-    "max_samples": 10000,
-    "energy": "auto",
-    "energy_command": None,
-    "energy_rate_hz": None,
-    "idle_seconds": 1.0,
-    "thermal_interval_s": 1.0,
-    "sampling": "sibling",  # where the power sampler and thermal watcher run: "sibling" or "in-process"
-    "ops": False,  # per-operator latency and the board's peak after the profile (operators.py, peak.py)
-    "ops_rounds": 50,  # at least this many rounds of every operator (and min_seconds), within max_seconds
-}
+from .record import RECORD_VERSION, ProfileRecord
 
 FIX_OPTIONS = "correct the option (edgeprof profile --help lists each with its range)"
 
@@ -129,16 +108,25 @@ def _set_inputs(interpreter, opts):
 
 
 def _operators(runtime, model, interpreter, graph, tensors, opts, timer, emit):
-    """The board's peak, then the latency of every operator: together bounded by max_seconds."""
+    """The board's peak, then the latency of every operator: together bounded by max_seconds. A failure costs the
+    per-operator figures, with the reason, never the profile."""
     started = time.perf_counter()
     deadline = started + opts["max_seconds"]
-    emit("phase", phase="peak")
-    folder = tempfile.mkdtemp(prefix="edgeprof-peak-", dir=operators._scratch_dir(model))
     try:
-        peak_result = peak.measure(runtime, opts, folder, min(deadline, started + 0.15 * opts["max_seconds"]))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    found = operators.profile(runtime, model, interpreter, graph, tensors, opts, timer, emit, deadline)
+        emit("phase", phase="peak")
+        folder = tempfile.mkdtemp(prefix="edgeprof-peak-", dir=operators._scratch_dir(model))
+        try:
+            peak_result = peak.measure(runtime, opts, folder, min(deadline, started + 0.15 * opts["max_seconds"]))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        found = operators.profile(runtime, model, interpreter, graph, tensors, opts, timer, emit, deadline)
+    except Exception as exc:  # noqa: BLE001
+        traceback.print_exc(file=sys.stderr)
+        return {
+            "available": False,
+            "reason": "the per-operator run failed (%s: %s); the agent's stderr has the details"
+            % (type(exc).__name__, exc),
+        }
     found["peak"] = peak_result
     found["seconds_total"] = time.perf_counter() - started
     return found
@@ -212,87 +200,84 @@ def profile(args, emit):
         quiet.close()
 
     peaks = [p for p in (peak_load, peak_run) if p is not None]
-    result = {
-        "model_path": model,
-        "runtime": runtime.describe(),
-        "delegate": opts["delegate"] or "xnnpack",
-        "delegate_options": opts["delegate_options"],
-        "delegation": delegation,
-        "threads": opts["threads"],
-        "cpu_affinity": affinity,
-        "options": dict(
-            (k, opts[k])
-            for k in (
-                "warmup_runs",
-                "warmup_seconds",
-                "runs",
-                "min_seconds",
-                "max_seconds",
-                "pause_ms",
-                "cpus",
-                "seed",
-                "energy",
-                "energy_rate_hz",
-                "idle_seconds",
-                "thermal_interval_s",
-                "sampling",
-                "ops",
-                "ops_rounds",
-            )
-        ),
-        "inputs": "data" if opts["inputs"] else "random",
-        "init_ms": load["load_ms"] + load["allocate_ms"],
-        "load_ms": load["load_ms"],
-        "allocate_ms": load["allocate_ms"],
-        "first_inference_ms": first_ms,
-        "warmup": {"runs": warm_runs, "seconds": w1 - w0, "mean_ms": warm_ms / warm_runs if warm_runs else None},
-        "latency_ms": stats.summarize(samples),
-        "measured_seconds": measured_s,
-        "memory": {
-            "peak_rss_kb": max(peaks) if peaks else None,
-            "peak_rss_load_kb": peak_load,
-            "peak_rss_inference_kb": peak_run,
-            "peak_reset_before_load": reset_load,
-            "peak_reset_before_inference": reset_run,
-            "rss_before_load_kb": rss_before,
-            "rss_after_load_kb": rss_loaded,
-            "rss_after_runs_kb": rss_after,
-            "model_rss_delta_kb": (rss_loaded - rss_before) if rss_loaded and rss_before else None,
-            "rss_allocate_delta_kb": load.get("rss_allocate_delta_kb"),
-            "tensor_arena": arena_info,
-            "board": memory.meminfo(),
-        },
-        "energy": energy_result,
-        "thermal": thermal_report,
-        "throttled": thermal_report["throttled"],
-        "conditions": {"sampler": sampler, "threads": threads_used},
+    summary = stats.summarize(samples)
+    memory_record = {
+        "peak_rss_kb": max(peaks) if peaks else None,
+        "peak_rss_load_kb": peak_load,
+        "peak_rss_inference_kb": peak_run,
+        "peak_reset_before_load": reset_load,
+        "peak_reset_before_inference": reset_run,
+        "rss_before_load_kb": rss_before,
+        "rss_after_load_kb": rss_loaded,
+        "rss_after_runs_kb": rss_after,
+        "model_rss_delta_kb": (rss_loaded - rss_before) if rss_loaded and rss_before else None,
+        "rss_allocate_delta_kb": load.get("rss_allocate_delta_kb"),
+        "tensor_arena": arena_info,
+        "board": memory.meminfo(),
     }
-    result["stability"] = stability.check(samples, result["latency_ms"], timer, threads_used, sampler)
     if not reset_load or not reset_run:
-        result["memory"]["peak_reset_problem"] = reset_load_why or reset_run_why
-    if opts["ops"]:
-        # After the measurement and its memory figures: the sub-models must not colour either. A failure here costs
-        # the per-operator figures, with the reason, never the profile.
-        try:
-            result["ops"] = _operators(runtime, model, interpreter, graph, input_tensors, opts, timer, emit)
-        except Exception as exc:  # noqa: BLE001
-            traceback.print_exc(file=sys.stderr)
-            result["ops"] = {
-                "available": False,
-                "reason": "the per-operator run failed (%s: %s); the agent's stderr has the details"
-                % (type(exc).__name__, exc),
-            }
+        memory_record["peak_reset_problem"] = reset_load_why or reset_run_why
     limit = opts["max_samples"]
+    kept = {}
     if len(samples) <= limit:
-        result["samples_ms"] = [stats.round_ms(s) for s in samples]
+        kept["samples_ms"] = [stats.round_ms(s) for s in samples]
     else:
         # Very fast models give millions of runs: keep an evenly strided subset (it preserves drift over time)
         # and an exact histogram of all of them; the statistics above are always computed from every run.
         stride = len(samples) / float(limit)
-        result["samples_ms"] = [stats.round_ms(samples[int(i * stride)]) for i in range(limit)]
-        result["samples_subsampled"] = True
-        result["histogram"] = stats.histogram(samples)
-    return result
+        kept["samples_ms"] = [stats.round_ms(samples[int(i * stride)]) for i in range(limit)]
+        kept["samples_subsampled"] = True
+        kept["histogram"] = stats.histogram(samples)
+    asked = {}
+    if opts["ops"]:  # after the figures above and their memory peaks: the sub-models must not colour them
+        asked["ops"] = _operators(runtime, model, interpreter, graph, input_tensors, opts, timer, emit)
+    record = ProfileRecord.build(
+        record_version=RECORD_VERSION,
+        model_path=model,
+        runtime=runtime.describe(),
+        delegate=opts["delegate"] or "xnnpack",
+        delegate_options=opts["delegate_options"],
+        delegation=delegation,
+        threads=opts["threads"],
+        cpu_affinity=affinity,
+        options=dict((k, opts[k]) for k in _RECORDED_OPTIONS),
+        inputs="data" if opts["inputs"] else "random",
+        init_ms=load["load_ms"] + load["allocate_ms"],
+        load_ms=load["load_ms"],
+        allocate_ms=load["allocate_ms"],
+        first_inference_ms=first_ms,
+        warmup={"runs": warm_runs, "seconds": w1 - w0, "mean_ms": warm_ms / warm_runs if warm_runs else None},
+        latency_ms=summary,
+        measured_seconds=measured_s,
+        memory=memory_record,
+        energy=energy_result,
+        thermal=thermal_report,
+        throttled=thermal_report["throttled"],
+        conditions={"sampler": sampler, "threads": threads_used, "process": {"pid": os.getpid()}},
+        stability=stability.check(samples, summary, timer, threads_used, sampler),
+        **kept,
+        **asked,
+    )
+    return record.to_dict()
+
+
+_RECORDED_OPTIONS = (
+    "warmup_runs",
+    "warmup_seconds",
+    "runs",
+    "min_seconds",
+    "max_seconds",
+    "pause_ms",
+    "cpus",
+    "seed",
+    "energy",
+    "energy_rate_hz",
+    "idle_seconds",
+    "thermal_interval_s",
+    "sampling",
+    "ops",
+    "ops_rounds",
+)
 
 
 def predict(args, emit):

@@ -373,11 +373,11 @@ def _describe_cut(rows, key, cut, unit, random_inputs):
     row = rows[key]
     pulled = [p for p in cut.ops if p != key]
     if pulled:
-        row["with"] = pulled
+        row["pulled_in"] = pulled
     for p in pulled:
         rows[p]["status"] = "folded"
         rows[p]["reason"] = "timed with op %d: %s" % (key, cut.pulled.get(p, "pulled in"))
-        rows[p].setdefault("in", key)
+        rows[p].setdefault("timed_in", key)
     if random_inputs:
         row["random_inputs"] = random_inputs
     row["delegated_alone"] = unit.delegated

@@ -19,7 +19,9 @@ from . import _progress
 from ._common import emit_json
 
 
-def run_fleet(model: str, targets: Sequence[Target], *, as_json: bool, store: str, **profile_kwargs: Any) -> int:
+def run_fleet(
+    model: str | list[str], targets: Sequence[Target], *, as_json: bool, store: str, **profile_kwargs: Any
+) -> int:
     """Profile on every target; print the table (or JSON); return the exit code (0 only when every board ran)."""
     with _progress.display(not as_json) as shown:
         if shown is not None:
@@ -32,8 +34,8 @@ def run_fleet(model: str, targets: Sequence[Target], *, as_json: bool, store: st
         click.echo(fleet.summary())
     if not fleet.ok:
         failed = ", ".join(o.target for o in fleet.failures)
-        stored = sum(1 for o in fleet.outcomes if o.result is not None and o.result.id is not None)
-        kept = f"the results of the other {stored} are stored" if stored else "no result was stored"
+        stored = sum(1 for r in fleet.results if r.id is not None)
+        kept = f"{stored} run(s) are stored" if stored else "no result was stored"
         click.echo(
             f"edgeprof: error: {len(fleet.failures)} of {len(fleet.outcomes)} boards failed ({failed}); {kept}",
             err=True,

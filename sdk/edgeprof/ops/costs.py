@@ -13,7 +13,7 @@ traffic, not what the caches really fetch. MACs per byte is the operator's arith
 
 from __future__ import annotations
 
-from typing import Any
+from edgeprof_agent.record import OperatorCosts, Operators
 
 from ..tflite.macs import op_macs
 from ..tflite.reader import Operator, Subgraph, Tensor, TFLiteModel
@@ -69,68 +69,60 @@ def _rate(amount: float | None, ms: float | None) -> float | None:
     return amount / (ms / 1e3) / 1e9
 
 
-def annotate(ops: dict[str, Any], model_data: bytes, median_ms: float | None) -> dict[str, Any]:
-    """Add MACs, bytes, rates and fractions of peak to the agent's ``ops`` record (in place; also returned).
+def annotate(ops: Operators, model_data: bytes, median_ms: float | None) -> Operators:
+    """Add MACs, bytes, rates and fractions of peak to the agent's typed ``ops`` part (in place; also returned).
 
     ``median_ms`` is the profile's median latency of the whole model: the model's own achieved rate uses it.
     """
-    if not ops.get("available"):
+    if not ops.available:
         return ops
     model = TFLiteModel.from_bytes(model_data)
     sg = model.main
     producers = {out: op for op in sg.operators for out in op.outputs if out >= 0}
-    peak = (ops.get("peak") or {}).get("gmacs_per_s") or {}
-    bandwidth = (ops.get("peak") or {}).get("gbytes_per_s")
+    peak = (ops.peak.gmacs_per_s if ops.peak else None) or {}
+    bandwidth = ops.peak.gbytes_per_s if ops.peak else None
     by_type: dict[str, int] = {}
     not_estimated = []
-    for row in ops.get("ops") or []:
-        index = row["index"]
-        if not 0 <= index < len(sg.operators):
+    for row in ops.rows():
+        index = row.index
+        if index is None or not 0 <= index < len(sg.operators):
             continue
         op = sg.operators[index]
         macs = op_macs(op, sg)
         weights, activations = _bytes(op, sg, producers)
         kind = _compute_type(op, sg, producers)
-        row["macs"] = macs
-        row["weight_bytes"] = weights
-        row["activation_bytes"] = activations
-        row["compute"] = kind
         total = weights + activations
-        row["macs_per_byte"] = (macs / total) if macs and total else (0.0 if macs == 0 else None)
         if macs is None:
             not_estimated.append(op.opcode.name)
         elif macs:
             by_type[kind] = by_type.get(kind, 0) + macs
-        ms = (row.get("ms") or {}).get("median") if row.get("status") == "timed" else None
-        row["gmacs_per_s"] = _rate(macs, ms)
-        row["gbytes_per_s"] = _rate(total, ms)
-        row["peak_fraction"] = (row["gmacs_per_s"] / peak[kind]) if row["gmacs_per_s"] and peak.get(kind) else None
-        row["bandwidth_fraction"] = (row["gbytes_per_s"] / bandwidth) if row["gbytes_per_s"] and bandwidth else None
+        ms = row.ms.median if row.status == "timed" and row.ms is not None else None
+        rate, moved = _rate(macs, ms), _rate(total, ms)
+        row.set(
+            macs=macs,
+            weight_bytes=weights,
+            activation_bytes=activations,
+            compute=kind,
+            macs_per_byte=(macs / total) if macs and total else (0.0 if macs == 0 else None),
+            gmacs_per_s=rate,
+            gbytes_per_s=moved,
+            peak_fraction=(rate / peak[kind]) if rate and peak.get(kind) else None,
+            bandwidth_fraction=(moved / bandwidth) if moved and bandwidth else None,
+        )
     macs_total = sum(by_type.values())
     at_peak_s = sum(m / (peak[k] * 1e9) for k, m in by_type.items() if peak.get(k))
     covered = sum(m for k, m in by_type.items() if peak.get(k))
-    ops["costs"] = {
-        "macs": macs_total,
-        "macs_by_type": by_type,
-        "macs_not_estimated": sorted(set(not_estimated)),
-        "median_ms": median_ms,
-        "gmacs_per_s": _rate(macs_total, median_ms),
-        # the time the MACs would take at the peak of their types, over the measured median
-        "peak_fraction": (at_peak_s * 1e3 / median_ms) if at_peak_s and median_ms and covered == macs_total else None,
-        "main_type": max(by_type, key=by_type.get) if by_type else None,
-        "note": "MACs of subgraphs other than the main one are not counted" if len(model.subgraphs) > 1 else None,
-    }
+    ops.set(
+        costs=OperatorCosts.build(
+            macs=macs_total,
+            macs_by_type=by_type,
+            macs_not_estimated=sorted(set(not_estimated)),
+            median_ms=median_ms,
+            gmacs_per_s=_rate(macs_total, median_ms),
+            # the time the MACs would take at the peak of their types, over the measured median
+            peak_fraction=(at_peak_s * 1e3 / median_ms) if at_peak_s and median_ms and covered == macs_total else None,
+            main_type=max(by_type, key=lambda k: by_type[k]) if by_type else None,
+            note="MACs of subgraphs other than the main one are not counted" if len(model.subgraphs) > 1 else None,
+        )
+    )
     return ops
-
-
-def peak_fact(peak: dict[str, Any]) -> dict[str, Any]:
-    """The peak as a device fact, stored with the run's device facts: what this board does with this runtime,
-    delegate and thread count (a plain profile of the same board can be set against it)."""
-    return {
-        "runtime": peak.get("runtime"),
-        "delegate": peak.get("delegate"),
-        "threads": peak.get("threads"),
-        "gmacs_per_s": peak.get("gmacs_per_s"),
-        "gbytes_per_s": peak.get("gbytes_per_s"),
-        "method": peak.get("method"),
-    }

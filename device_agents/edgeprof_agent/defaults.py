@@ -1,0 +1,31 @@
+"""The profile defaults, written once: the agent's ``profile`` op, the host's ``ProfileOptions`` and the CLI's
+options all read them from here (the host imports this module from the agent package in its wheel).
+
+They follow TFLite's benchmark_model: at least one warm-up run and 0.5 s, then at least 50 runs and 1 s, at most
+150 s.
+"""
+
+DEFAULTS = {
+    "runtime": None,
+    "threads": None,
+    "delegate": "xnnpack",
+    "delegate_options": None,
+    "warmup_runs": 1,
+    "warmup_seconds": 0.5,
+    "runs": 50,
+    "min_seconds": 1.0,
+    "max_seconds": 150.0,
+    "pause_ms": 0.0,
+    "cpus": None,
+    "inputs": None,
+    "seed": 0,
+    "max_samples": 10000,  # raw samples returned; beyond this an even subset plus an exact histogram
+    "energy": "auto",
+    "energy_command": None,
+    "energy_rate_hz": None,  # None: 100 Hz for sysfs sensors, 10 Hz for command-based ones
+    "idle_seconds": 1.0,
+    "thermal_interval_s": 1.0,
+    "sampling": "sibling",  # where the power sampler and thermal watcher run: "sibling" or "in-process"
+    "ops": False,  # per-operator latency and the board's peak after the profile (operators.py, peak.py)
+    "ops_rounds": 50,  # at least this many rounds of every operator (and min_seconds), within max_seconds
+}
