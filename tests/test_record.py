@@ -26,6 +26,8 @@ QUICK = {"runs": 20, "min_seconds": 0.0, "warmup_seconds": 0.0, "idle_seconds": 
 # samples, the figures of a power sensor it does not have, the reasons for failures that did not happen; and the
 # store keeps the id beside the record, not in it.
 NOT_APPLICABLE = {
+    "ops",  # profile --ops only (like --eval's accuracy), with the board's peak among the device facts
+    "device.peak",
     "id",
     "group",
     "samples_subsampled",

@@ -26,4 +26,6 @@ DEFAULTS = {
     "idle_seconds": 1.0,
     "thermal_interval_s": 1.0,
     "sampling": "sibling",  # where the power sampler and thermal watcher run: "sibling" or "in-process"
+    "ops": False,  # per-operator latency and the board's peak after the profile (operators.py, peak.py)
+    "ops_rounds": 50,  # at least this many rounds of every operator (and min_seconds), within max_seconds
 }

@@ -7,18 +7,23 @@
   -> arena plan -> inputs set once -> peak reset -> first inference (timed alone, it pays lazy setup) -> warm-up
   -> threads' CPU times -> measured loop (the sibling samples on its own; nothing else runs in this process)
   -> threads' CPU times -> timer overhead -> the sibling stops and hands over its readings and the thermal
-  snapshot after -> statistics and stability checks.
+  snapshot after -> statistics and stability checks -> with ``ops``, the board's peak and every operator's latency
+  (peak.py, operators.py: after the figures above, which the sub-models must not colour).
 
 The result's ``conditions`` hold what the run depended on beyond its options (``sampler``: whether a sampler ran,
 where, its rate and readings; ``threads``: requested, used, created) and ``stability`` the checks of stability.py.
 """
 
 import os
+import shutil
+import sys
+import tempfile
 import time
+import traceback
 
 import numpy as np
 
-from . import arena, energy, latency, memory, runtimes, sidecar, stability, stats, threads
+from . import arena, energy, latency, memory, operators, peak, runtimes, sidecar, stability, stats, threads
 from . import inputs as inputs_mod
 from .defaults import DEFAULTS
 from .protocol import BAD_INPUT, BAD_REQUEST, AgentError
@@ -38,6 +43,7 @@ _NUMBERS = {
     "max_samples": (int, 1, True),
     "idle_seconds": (float, 0.0, True),
     "thermal_interval_s": (float, 0.0, True),
+    "ops_rounds": (int, 1, True),
 }
 
 
@@ -85,6 +91,8 @@ def _options(args):
 
 
 def _set_inputs(interpreter, opts):
+    """Set the model's inputs once, as benchmark_model does; returns the arrays set (the operator profile reuses
+    them)."""
     details = interpreter.get_input_details()
     if opts["inputs"]:
         arrays = inputs_mod.load_arrays(opts["inputs"], interpreter)
@@ -96,6 +104,32 @@ def _set_inputs(interpreter, opts):
             interpreter.set_tensor(detail["index"], tensor)
         except ValueError as exc:
             raise AgentError(BAD_INPUT, "cannot set input %r: %s" % (detail["name"], exc), "check the data's shape")
+    return tensors
+
+
+def _operators(runtime, model, interpreter, graph, tensors, opts, timer, emit):
+    """The board's peak, then the latency of every operator: together bounded by max_seconds. A failure costs the
+    per-operator figures, with the reason, never the profile."""
+    started = time.perf_counter()
+    deadline = started + opts["max_seconds"]
+    try:
+        emit("phase", phase="peak")
+        folder = tempfile.mkdtemp(prefix="edgeprof-peak-", dir=operators._scratch_dir(model))
+        try:
+            peak_result = peak.measure(runtime, opts, folder, min(deadline, started + 0.15 * opts["max_seconds"]))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        found = operators.profile(runtime, model, interpreter, graph, tensors, opts, timer, emit, deadline)
+    except Exception as exc:  # noqa: BLE001
+        traceback.print_exc(file=sys.stderr)
+        return {
+            "available": False,
+            "reason": "the per-operator run failed (%s: %s); the agent's stderr has the details"
+            % (type(exc).__name__, exc),
+        }
+    found["peak"] = peak_result
+    found["seconds_total"] = time.perf_counter() - started
+    return found
 
 
 def profile(args, emit):
@@ -125,7 +159,7 @@ def profile(args, emit):
         rss_loaded = memory.rss_kb()
         delegation, graph = runtimes.delegation_report(interpreter, opts["delegate"], load.get("stderr"))
         arena_info = arena.estimate(interpreter, graph)
-        _set_inputs(interpreter, opts)
+        input_tensors = _set_inputs(interpreter, opts)
 
         reset_run, reset_run_why = memory.reset_peak()
         invoke = interpreter.invoke
@@ -194,6 +228,9 @@ def profile(args, emit):
         kept["samples_ms"] = [stats.round_ms(samples[int(i * stride)]) for i in range(limit)]
         kept["samples_subsampled"] = True
         kept["histogram"] = stats.histogram(samples)
+    asked = {}
+    if opts["ops"]:  # after the figures above and their memory peaks: the sub-models must not colour them
+        asked["ops"] = _operators(runtime, model, interpreter, graph, input_tensors, opts, timer, emit)
     record = ProfileRecord.build(
         record_version=RECORD_VERSION,
         model_path=model,
@@ -219,6 +256,7 @@ def profile(args, emit):
         conditions={"sampler": sampler, "threads": threads_used, "process": {"pid": os.getpid()}},
         stability=stability.check(samples, summary, timer, threads_used, sampler),
         **kept,
+        **asked,
     )
     return record.to_dict()
 
@@ -237,6 +275,8 @@ _RECORDED_OPTIONS = (
     "idle_seconds",
     "thermal_interval_s",
     "sampling",
+    "ops",
+    "ops_rounds",
 )
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeprof_agent.defaults import DEFAULTS
-from edgeprof_agent.record import LATENCY_FIGURES, ProfileRecord
+from edgeprof_agent.record import LATENCY_FIGURES, Operators, ProfileRecord
 
 from . import _table, views
 from ._version import __version__
@@ -33,6 +33,7 @@ from .accuracy import compare, host_outputs, load_eval, predict_on_board
 from .deploy import DEFAULT_WAIT_SECONDS, connect
 from .errors import DataError, EdgeprofError
 from .modelfile import ModelFile, open_tflite
+from .ops import costs as ops_costs
 from .progress import Progress, ProgressHandler, from_board_event
 from .targets import Target, apply_sensor_defaults, resolve_target
 
@@ -68,6 +69,9 @@ class ProfileOptions:
     energy_rate_hz: float | None = DEFAULTS["energy_rate_hz"]  # None: 100 Hz for sysfs sensors, 10 Hz for commands
     idle_seconds: float = DEFAULTS["idle_seconds"]  # idle power is measured this long before the model loads
     thermal_interval_s: float = DEFAULTS["thermal_interval_s"]  # temperatures and throttling are polled this often
+    # Per-operator latency and the board's peak after the profile, within max_seconds (edgeprof_agent/operators.py)
+    ops: bool = DEFAULTS["ops"]
+    ops_rounds: int = DEFAULTS["ops_rounds"]  # at least this many rounds of every operator, and min_seconds
 
     def agent_args(self) -> dict[str, Any]:
         args = asdict(self)
@@ -258,15 +262,18 @@ def agent_deadline(options: ProfileOptions, slack: float) -> Any:
 
     def plan(event: dict[str, Any] | None) -> tuple[float, str]:
         phase = (event or {}).get("phase")
-        if event is not None and event.get("event") == "progress" and phase == "measure":
+        if event is not None and event.get("event") == "progress" and phase in ("measure", "ops"):
             left = max(0.0, options.max_seconds - float(event.get("seconds") or 0.0))
-            return left + slack, f"measuring (at most {left:.0f} s left + {slack:.0f} s of slack)"
+            doing = "measuring" if phase == "measure" else "timing each operator"
+            return left + slack, f"{doing} (at most {left:.0f} s left + {slack:.0f} s of slack)"
         planned, doing = {
             None: (options.idle_seconds, "preparing the measurement"),
             "idle": (options.idle_seconds, "measuring idle power"),
             "load": (0.0, "loading the model"),
             "warmup": (options.warmup_seconds + options.max_seconds, "warming up"),
             "measure": (options.max_seconds, "measuring"),
+            "peak": (options.max_seconds, "measuring the board's peak"),
+            "ops": (options.max_seconds, "timing each operator"),
         }.get(phase, (0.0, str(phase)))
         return planned + slack, f"{doing} (planned at most {planned:.0f} s + {slack:.0f} s of slack)"
 
@@ -482,10 +489,17 @@ def _one_run(
         hello = agent.hello
     if evaluate:
         measurement["accuracy"] = compare(work.eval_set, board_outputs, board_answer, host_expected)
+    device = dict(hello.get("device", {}))
+    if measurement.get("ops"):  # what each operator costs, from the file; the board's peak joins its device facts
+        ops = Operators.from_dict(measurement["ops"])
+        ops_costs.annotate(ops, work.data, (measurement.get("latency_ms") or {}).get("median"))
+        measurement["ops"] = ops.to_dict()
+        if ops.peak is not None and ops.peak.gmacs_per_s:
+            device["peak"] = ops.peak.fact()
     return ProfileResult(
         model=work.model,
         target=target.name,
-        device=hello.get("device", {}),
+        device=device,
         agent_version=hello.get("agent_version", "?"),
         options=options,
         measurement=measurement,

@@ -13,9 +13,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeprof_agent.record import LATENCY_FIGURES, NOT_RECORDED, Latency, ProfileRecord
+from edgeprof_agent.record import (
+    LATENCY_FIGURES,
+    NOT_RECORDED,
+    Latency,
+    OperatorRow,
+    Operators,
+    OperatorTimes,
+    PlanNode,
+    ProfileRecord,
+)
 
 from . import _table
+from .ops.names import layer_name
 
 Record = ProfileRecord
 
@@ -94,6 +104,7 @@ def run_lines(rec: ProfileRecord) -> list[str]:
         *thermal_lines(rec),
         *accuracy_lines(rec),
         *stability_lines(rec),
+        *operator_lines(rec),
     ]
     return lines
 
@@ -341,6 +352,7 @@ def group_lines(records: Sequence[ProfileRecord], info: GroupInfo) -> list[str]:
     for rec in records:
         lines += accuracy_lines(rec)
     lines += group_stability_lines(records)
+    lines += group_operator_lines(records)
     return lines
 
 
@@ -374,3 +386,287 @@ _FIGURE = re.compile(r"(?<![A-Za-z\d.])\d+(?:\.\d+)?")
 def caveat_note(rec: ProfileRecord) -> str:
     """The caveats of a run in one table cell: empty when there is none."""
     return "; ".join(rec.caveats())
+
+
+# -- operators (profile --ops) --------------------------------------------------------------------------------------
+# The top operators under a run's figures (profile's summary, and so results show), every operator in execution
+# order (results show, after those), and a group's operators as the median of their run medians. Operators below the
+# timer's resolution are merged into one line with a note, never printed as noise; operators that could not be cut
+# out, and those timed inside another operator's cut, are listed with the reason.
+
+TOP_OPERATORS = 10
+OPERATOR_HEADERS = ["#", "op", "operator", "layer", "ms", "p10-p90", "share", "MACs", "GMAC/s", "of peak", "ran on"]
+OPERATOR_ALIGN = "rrllrrrrrrl"
+OPERATOR_STATUS = {
+    "below_resolution": "below resolution",
+    "not_cut": "not cut out",
+    "not_measured": "not measured",
+}
+
+
+def count(value: int | None) -> str:
+    """A count of MACs or bytes in k, M, G."""
+    if value is None:
+        return "-"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return str(value)
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _ran_on(row: OperatorRow, plan: Sequence[PlanNode]) -> str:
+    if row.delegated is None:
+        return "?"
+    if not row.delegated:
+        return "builtin"
+    node = next((n for n in plan if n.node == row.node), None)
+    return f"{(node.delegate if node else None) or 'delegate'} #{row.node}"
+
+
+def _operator_cells(rank: Any, row: OperatorRow, plan: Sequence[PlanNode]) -> list[Any]:
+    times = row.ms or OperatorTimes()
+    return [
+        rank,
+        row.index,
+        row.op,
+        layer_name(row.name or ""),
+        _table.ms(times.median),
+        f"{_table.ms(max(times.p10 or 0.0, 0.0))}-{_table.ms(times.p90)}",
+        _table.pct(row.share),
+        count(row.macs),
+        _rate(row.gmacs_per_s),
+        _table.pct(row.peak_fraction, 0),
+        _ran_on(row, plan),
+    ]
+
+
+def operator_head_lines(ops: Operators) -> list[str]:
+    """How the figures were made and whether they add up: the lines above a run's operator table."""
+    plan = ops.plan or []
+    delegates = [n for n in plan if n.kind == "delegate"]
+    builtin = [n for n in plan if n.kind == "builtin"]
+    shape = []
+    if delegates:
+        covering = sum(len(n.ops or []) for n in delegates)
+        shape.append(f"{len(delegates)} {delegates[0].delegate or 'delegate'} node(s) covering {covering}")
+    if builtin:
+        shape.append(f"{len(builtin)} on builtin kernels")
+    total_s = ops.seconds_total if ops.seconds_total is not None else ops.seconds
+    lines = [
+        f"operators: {ops.operators} in the main subgraph"
+        + (f" ({'; '.join(shape)})" if shape else "")
+        + f"; each cut out and run alone through the same delegate, {ops.rounds} rounds in "
+        f"{ops.measured_seconds or 0:.2f} s ({total_s or 0:.1f} s with loading and the peak)"
+    ]
+    whole = ops.whole_ms.median if ops.whole_ms else None
+    if whole and ops.sum_ms is not None and ops.sum_ratio is not None:
+        gap = whole - ops.sum_ms
+        nodes = ops.delegate_nodes or 0
+        fixed = (ops.overhead_ms or 0.0) + nodes * (ops.node_ms or 0.0)
+        lines.append(
+            f"sum of operators {_table.ms(ops.sum_ms - fixed)} ms + one invoke"
+            + (f" and {nodes} delegate node(s)" if nodes else "")
+            + f" {_table.ms(fixed)} ms = {ops.sum_ratio:.2f}x the whole model in the same rounds "
+            f"({_table.ms(whole)} ms): {_table.ms(abs(gap))} ms "
+            + (
+                "not attributed (work a delegate fuses across operators, and memory traffic an operator alone, "
+                "with its weights and input in cache, does not pay)"
+                if gap > 0
+                else "more than the model (work a delegate folds into neighbouring operators in the model, such as "
+                "XNNPACK's PAD into the next convolution, and cache misses of operators alone)"
+            )
+        )
+    rank = ops.rank_stability
+    if rank is not None and rank.spearman is not None:
+        same = set(rank.top5_first_half or []) == set(rank.top5_second_half or [])
+        lines.append(
+            f"ranking: Spearman {rank.spearman:.3f} between odd and even rounds; "
+            + ("the same top 5 in both" if same else f"top 5 {rank.top5_first_half} vs {rank.top5_second_half}")
+        )
+    lines.extend(operator_cost_lines(ops))
+    for node in plan:
+        if node.ms is not None:
+            lines.append(
+                f"node {node.node} ({node.delegate}, {len(node.ops or [])} operators): "
+                f"{_table.ms(node.ms)} ms as one piece, its operators {_table.ms(node.ops_sum_ms)} ms alone"
+            )
+    return lines
+
+
+def operator_cost_lines(ops: Operators) -> list[str]:
+    """The model's MACs, achieved rate and fraction of the board's peak, with the peak figures."""
+    costs, peak = ops.costs, ops.peak
+    rates = (peak.gmacs_per_s if peak else None) or {}
+    roofs = ", ".join(f"{k} {v:.3g} GMAC/s" for k, v in sorted(rates.items()))
+    if peak is not None and peak.gbytes_per_s:
+        roofs += f", memory {peak.gbytes_per_s:.3g} GB/s"
+    lines = []
+    if costs is None:
+        lines.append(f"whole model: MACs and rate {NOT_RECORDED}")
+    elif costs.macs:
+        main = costs.main_type
+        lines.append(
+            f"whole model: {count(costs.macs)} MACs in {_table.ms(costs.median_ms)} ms = "
+            f"{_rate(costs.gmacs_per_s)} GMAC/s"
+            + (
+                f", {_table.pct(costs.peak_fraction)} of what this board's CPU does with this runtime ({main} peak "
+                f"{rates.get(main or '', 0):.3g} GMAC/s)"
+                if costs.peak_fraction is not None
+                else ""
+            )
+        )
+    if roofs and peak is not None:
+        lines.append(f"peak (measured on the board, {peak.delegate}, threads {peak.threads or 'default'}): {roofs}")
+    return lines
+
+
+def operator_reason_lines(ops: Operators) -> list[str]:
+    """Operators without a time of their own, each with why; those below resolution merged; the run's notes."""
+    lines = []
+    below = ops.rows("below_resolution")
+    if below:
+        total = sum((r.ms.median or 0.0) for r in below if r.ms)
+        limit = max(r.resolution_ms or 0.0 for r in below)
+        lines.append(
+            f"{len(below)} operator(s) below resolution, merged: {_table.ms(max(total, 0.0))} ms together "
+            f"(each within {_table.ms(limit)} ms of an empty invoke: {', '.join(sorted({r.op or '?' for r in below}))})"
+        )
+    folded = ops.rows("folded")
+    if folded:
+        kinds = ", ".join(sorted({r.op or "?" for r in folded}))
+        lines.append(f"{len(folded)} operator(s) timed inside the operators that use them ({kinds})")
+    for row in ops.rows():
+        if row.status in ("not_cut", "not_measured"):
+            lines.append(f"op {row.index} {row.op} {OPERATOR_STATUS[row.status]}: {row.reason}")
+        elif row.note:
+            lines.append(f"op {row.index} {row.op}: {row.note}")
+    lines.extend(f"note: {note}" for note in ops.notes or [])
+    return lines
+
+
+def operator_lines(rec: ProfileRecord, *, top: int = TOP_OPERATORS) -> list[str]:
+    """A run's operators under its figures (``run_lines``): the ``top`` slowest, the rest as one "other" line, and how
+    the figures hold together. Nothing for a run profiled without ``--ops`` (like ``--eval``'s accuracy)."""
+    ops = rec.ops
+    if ops is None:
+        return []
+    if not ops.available:
+        return ["", f"operators: not measured ({ops.reason})"]
+    plan = ops.plan or []
+    timed = sorted(ops.timed(), key=lambda r: -(r.ms.median or 0.0) if r.ms else 0.0)
+    shown, rest = timed[:top], timed[top:]
+    rows = [_operator_cells(i + 1, r, plan) for i, r in enumerate(shown)]
+    if rest:
+        other = sum((r.ms.median or 0.0) for r in rest if r.ms)
+        share = sum(r.share or 0.0 for r in rest)
+        rows.append(["", "", f"{len(rest)} other", "", _table.ms(other), "", _table.pct(share), "", "", "", ""])
+    lines = [
+        "",
+        *operator_head_lines(ops),
+        "",
+        _table.table(OPERATOR_HEADERS, rows, align=OPERATOR_ALIGN),
+        *operator_reason_lines(ops),
+    ]
+    if rest:
+        lines.append(f"every operator: --json, or 'edgeprof results show{f' {rec.id}' if rec.id else ' ID'}'")
+    return lines
+
+
+def operator_table_lines(rec: ProfileRecord) -> list[str]:
+    """Every operator of a run in execution order, with its status: ``results show`` prints it under the run."""
+    ops = rec.ops
+    if ops is None or not ops.available:
+        return []
+    plan = ops.plan or []
+    ranked = sorted(ops.timed(), key=lambda r: -(r.ms.median or 0.0) if r.ms else 0.0)
+    rank = {r.index: i + 1 for i, r in enumerate(ranked)}
+    rows = []
+    for row in ops.rows():
+        if row.status == "timed" and row.ms is not None:
+            rows.append(_operator_cells(rank.get(row.index, ""), row, plan))
+            continue
+        if row.status == "folded":
+            status = f"in op {row.timed_in}" if row.timed_in is not None else "folded"
+        else:
+            status = OPERATOR_STATUS.get(row.status or "", row.status)
+        layer = layer_name(row.name or "")
+        rows.append(["", row.index, row.op, layer, status, "", "", count(row.macs), "", "", _ran_on(row, plan)])
+    return [
+        "",
+        f"every operator, in execution order ({len(rows)}):",
+        _table.table(OPERATOR_HEADERS, rows, align=OPERATOR_ALIGN),
+    ]
+
+
+def group_operator_lines(records: Sequence[ProfileRecord], *, top: int = TOP_OPERATORS) -> list[str]:
+    """A group's operators: each operator's figure is the median of its run medians (the process is the unit), with
+    the range of those medians; the runs' sums against the whole model and their fractions of peak."""
+    asked = [r for r in records if r.ops is not None]
+    if not asked:
+        return []
+    measured = [r for r in asked if r.ops is not None and r.ops.available]
+    lines = [""]
+    failed = [r for r in asked if r not in measured]
+    for rec in failed:
+        lines.append(f"operators of run #{rec.id}: not measured ({rec.ops.reason if rec.ops else NOT_RECORDED})")
+    if not measured:
+        return lines
+    first = measured[0].ops or Operators()
+    plan = first.plan or []
+    medians: dict[int, list[float]] = {}
+    for rec in measured:
+        for row in rec.ops.timed() if rec.ops else []:
+            if row.index is not None and row.ms is not None and row.ms.median is not None:
+                medians.setdefault(row.index, []).append(row.ms.median)
+    rows = {r.index: r for r in first.rows()}
+    figures = {i: statistics.median(v) for i, v in medians.items()}
+    total = sum(figures.values())
+    ranked = sorted(figures, key=lambda i: -figures[i])
+    ratios = [r.ops.sum_ratio for r in measured if r.ops and r.ops.sum_ratio is not None]
+    fractions = [r.ops.costs.peak_fraction for r in measured if r.ops and r.ops.costs and r.ops.costs.peak_fraction]
+    lines.append(
+        f"operators: timed in {len(measured)} of {len(records)} runs, each its own agent process; an operator's "
+        f"figure is the median of its run medians (range: the lowest and highest run median)"
+    )
+    if ratios:
+        lines.append(
+            f"sum of operators and one invoke against the whole model: {min(ratios):.2f}x .. {max(ratios):.2f}x "
+            f"over the runs"
+            + (
+                f"; whole model at {_table.pct(median_of(fractions))} of the board's peak (median of the runs)"
+                if fractions
+                else ""
+            )
+        )
+    table = []
+    for n, index in enumerate(ranked[:top]):
+        row, ms = rows.get(index), medians[index]
+        macs = row.macs if row else None
+        rate = macs / (figures[index] / 1e3) / 1e9 if macs and figures[index] > 0 else None
+        table.append(
+            [
+                n + 1,
+                index,
+                row.op if row else "?",
+                layer_name((row.name if row else "") or ""),
+                _table.ms(figures[index]),
+                f"{_table.ms(min(ms))}-{_table.ms(max(ms))}",
+                _table.pct(figures[index] / total if total > 0 else None),
+                count(macs),
+                _rate(rate),
+                _ran_on(row, plan) if row else "?",
+            ]
+        )
+    rest = ranked[top:]
+    if rest:
+        other = sum(figures[i] for i in rest)
+        share = _table.pct(other / total if total > 0 else None)
+        table.append(["", "", f"{len(rest)} other", "", _table.ms(other), "", share, "", "", ""])
+    headers = ["#", "op", "operator", "layer", "ms", "runs", "share", "MACs", "GMAC/s", "ran on"]
+    lines += ["", _table.table(headers, table, align="rrllrrrrrl")]
+    lines.append("each run's operators: 'edgeprof results show ID'; between groups: 'edgeprof results compare --ops'")
+    return lines

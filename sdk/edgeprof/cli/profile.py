@@ -141,6 +141,19 @@ from .targets import config_option
     help="Evaluation .npz (x_test, y_test or x, y): report accuracy on the board against the host's.",
 )
 @click.option(
+    "--ops",
+    is_flag=True,
+    help="Also time every operator (each cut out and run alone on the board) and the board's peak MAC/s; "
+    "--max-seconds bounds this part too.",
+)
+@click.option(
+    "--ops-rounds",
+    type=click.IntRange(min=1),
+    default=DEFAULTS["ops_rounds"],
+    show_default=True,
+    help="With --ops: at least this many rounds of every operator (and --min-seconds).",
+)
+@click.option(
     "--wait-seconds",
     type=click.FloatRange(min=0),
     default=DEFAULT_WAIT_SECONDS,
@@ -173,6 +186,8 @@ def command(
     energy_rate_hz: float | None,
     idle_seconds: float,
     eval_data: str | None,
+    ops: bool,
+    ops_rounds: int,
     wait_seconds: float,
     as_json: bool,
     store: str,
@@ -191,6 +206,7 @@ def command(
       edgeprof profile a.tflite b.tflite --repeat 5                       # a, b, a, b, ... then compare g:1 g:2
       edgeprof profile model.tflite --delegate none --min-seconds 5
       edgeprof profile model.tflite --eval data.npz
+      edgeprof profile model.tflite --ops --threads 1        # where the time goes, operator by operator
       edgeprof profile model.tflite --pause-ms 100 --cpus 0 --threads 1
       edgeprof profile model.tflite --energy-command "meter --watts"
       edgeprof profile model.tflite --target kitchen-pi
@@ -213,6 +229,8 @@ def command(
         energy_command=tuple(shlex.split(energy_command)) if energy_command else None,
         energy_rate_hz=energy_rate_hz,
         idle_seconds=idle_seconds,
+        ops=ops,
+        ops_rounds=ops_rounds,
     )
     chosen = select_targets(target)
     if len(chosen) > 1:  # a fleet: boards in parallel, one live line each, exit code 1 if any board failed

@@ -181,6 +181,7 @@ def _profile_text(row: dict[str, Any]) -> str:
         group = rec.group
         where = f"run {group.index} of {group.of}" if group is not None else "a run"
         lines.append(f"{where} of group g:{row['group_id']} ('edgeprof results show g:{row['group_id']}')")
+    lines += views.operator_table_lines(rec)  # with --ops: every operator, under the top ones profile printed
     return "\n".join(lines)
 
 
@@ -315,10 +316,23 @@ def _run_ids(text: str) -> list[int]:
     default=None,
     help="Test level [0.05 for groups (t over run medians), 0.01 for one run a side (Mann-Whitney U)].",
 )
+@click.option(
+    "--ops",
+    "by_operator",
+    is_flag=True,
+    help="Line up the operators of runs or groups profiled with --ops (the same graph, or a model and its "
+    "compressed child by layer name) and say which got significantly faster or slower.",
+)
 @json_option
 @store_option
 def compare_runs(
-    runs_a: str, runs_b: str, min_change: float | None, alpha: float | None, as_json: bool, store: str
+    runs_a: str,
+    runs_b: str,
+    min_change: float | None,
+    alpha: float | None,
+    by_operator: bool,
+    as_json: bool,
+    store: str,
 ) -> None:
     """Is B significantly faster or slower than A?
 
@@ -336,6 +350,8 @@ def compare_runs(
       edgeprof results compare 3 4
       edgeprof results compare 3,5,7 4,6,8
       edgeprof results compare 3 4 --min-change 2
+      edgeprof results compare 3 4 --ops          # operator by operator (runs profiled with --ops)
+      edgeprof results compare g:1 g:2 --ops      # ... over groups (profile --repeat N --ops)
     """
     from ..compare import compare
 
@@ -343,6 +359,15 @@ def compare_runs(
         labels = Labels(db)
         a, group_a = _side(db, labels, runs_a)
         b, group_b = _side(db, labels, runs_b)
+        if by_operator:
+            from ..ops import compare_ops
+
+            found = compare_ops(a, b, alpha=alpha, min_change=None if min_change is None else min_change / 100)
+            if as_json:
+                emit_json({**found.to_dict(), "groups": [group_a, group_b]})
+            else:
+                click.echo(found.summary())
+            return
         noise = None
         if len(a) == 1 and len(b) == 1:  # single runs of groups: the band from their groups' spread
             medians = [_group_medians(db, run.get("group")) for run in (a[0], b[0])]

@@ -383,6 +383,10 @@ class Report:
         for plot in self.plots:
             if plot.name.startswith("size_per_layer_"):
                 sections.append(self._figure(plot))
+        operators = [p for p in self.plots if p.name.startswith(("ops_", "roofline_"))]
+        if operators:
+            sections.append("<h2>Operators</h2><p class=meta>Runs profiled with --ops: where the time goes.</p>")
+            sections.extend(self._figure(plot) for plot in operators)
         scans = [plot for plot in self.plots if plot.name.startswith("sensitivity-")]
         if scans:
             sections.append("<h2>Sensitivity</h2>")

@@ -51,6 +51,7 @@ class ReportData:
     merits: list[Merit]
     energy_reasons: dict[str, str] = field(default_factory=dict)  # target -> why energy is unavailable
     total_runs: int = 0
+    ops_runs: list[dict[str, Any]] = field(default_factory=list)  # newest run with --ops of each (model, target)
 
 
 def collect(
@@ -95,7 +96,14 @@ def collect(
                 run["target"], (energy or {}).get("reason") or "this edgeprof's agent did not measure energy"
             )
     merits = [m for m in all_merits(store, model=model, target=target, since=since)]
-    return ReportData(store.display_url, runs, models, merits, reasons, total_runs=len(profiles))
+    with_ops: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in profiles:  # newest first
+        if (row.get("record") or {}).get("ops"):  # cheap test first; the typed part decides
+            ops = load(row["record"]).ops
+            if ops is not None and ops.available:
+                with_ops.setdefault((row["model_sha256"], row["target"]), row)
+    ops_runs = sorted(with_ops.values(), key=lambda r: r["id"])
+    return ReportData(store.display_url, runs, models, merits, reasons, total_runs=len(profiles), ops_runs=ops_runs)
 
 
 def label(facts: ModelFacts | None, fallback: str) -> str:

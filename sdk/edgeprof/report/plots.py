@@ -469,7 +469,10 @@ def energy_per_inference(data: ReportData) -> Plot | None:
 
 
 def all_plots(data: ReportData, progress: Any = None) -> list[Plot]:
+    from .operators import operator_plots
+
     makers = [latency_distributions, accuracy_vs_latency, accuracy_vs_size, size_per_layer, energy_per_inference]
+    makers.append(operator_plots)
     plots: list[Plot] = []
     for done, make in enumerate(makers, 1):
         made = make(data)
