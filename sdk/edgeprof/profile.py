@@ -47,9 +47,16 @@ class ProfileOptions:
     energy_rate_hz: float | None = None  # None: 100 Hz for sysfs sensors, 10 Hz for command-based ones
     idle_seconds: float = 1.0  # idle power is measured this long before the model loads (when a sensor exists)
     thermal_interval_s: float = 1.0  # temperatures and throttle state are polled this often during the run
+    duty_cycle: float | None = None  # share of the time the model runs (0-1]; None: back to back (or pause_ms)
+    # A power meter on the host ([targets.NAME.meter]): used unless use_meter is False or energy is "off"; the run
+    # lasts until energy per inference is known to within this relative 95 % interval (or max_seconds).
+    use_meter: bool = True
+    energy_precision: float = 0.05
 
     def agent_args(self) -> dict[str, Any]:
         args = asdict(self)
+        for host_only in ("use_meter", "energy_precision"):
+            args.pop(host_only)
         args["cpus"] = list(self.cpus) if self.cpus else None
         args["energy_command"] = list(self.energy_command) if self.energy_command else None
         return args
@@ -148,7 +155,7 @@ class ProfileResult:
             f"peak RSS {_table.size(peak * 1024 if peak else None)}"
             + (f" (model adds {_table.size(delta * 1024)})" if delta is not None else "")
             + _summary_memory(mem),
-            _summary_energy(m.get("energy")),
+            *_summary_energy(m.get("energy")),
             *_summary_thermal(m.get("thermal"), m.get("throttled")),
             *_summary_accuracy(m.get("accuracy")),
             *_summary_stability(m),
@@ -191,7 +198,15 @@ def _summary_memory(mem: dict[str, Any]) -> str:
     return f"; {'; '.join(parts)}" if parts else ""
 
 
-def _summary_energy(energy: dict[str, Any] | None) -> str:
+def _summary_energy(energy: dict[str, Any] | None) -> list[str]:
+    if energy and energy.get("source") == "meter":
+        from .meters import words
+
+        return words.lines(energy)
+    return [_summary_sensor(energy)]
+
+
+def _summary_sensor(energy: dict[str, Any] | None) -> str:
     if not energy:
         return "energy: not measured by this agent"
     if not energy.get("available"):
@@ -322,6 +337,7 @@ def agent_deadline(options: ProfileOptions, slack: float) -> Any:
             "load": (0.0, "loading the model"),
             "warmup": (options.warmup_seconds + options.max_seconds, "warming up"),
             "measure": (options.max_seconds, "measuring"),
+            "idle_after": (options.max_seconds, "measuring idle power after the run, for the meter"),
         }.get(phase, (0.0, str(phase)))
         return planned + slack, f"{doing} (planned at most {planned:.0f} s + {slack:.0f} s of slack)"
 
@@ -355,6 +371,13 @@ def profile(
     model_file, data, eval_set = work.model, work.data, work.eval_set
     target = resolve_target(target)
     options = apply_sensor_defaults(target, options)
+    metered = None
+    if target.meter is not None and options.use_meter and options.energy != "off":
+        from .meters import MeteredRun
+
+        metered = MeteredRun(target.name, target.meter, options.energy_precision)
+        metered.check()  # a meter that does not answer costs the energy figure (with the fix), never the run
+        options = metered.options(options)
 
     def events(event: dict[str, Any]) -> None:
         if on_event is not None:
@@ -371,19 +394,36 @@ def profile(
     slack = target.command_timeout / 2
     with connect(target, on_event=events, wait_seconds=wait_seconds) as board:
         remote_model = board.ensure_model(data, model_file.sha256)
-        args = {**options.agent_args(), "model": remote_model}
+        args = {**options.agent_args(), "model": remote_model, **(metered.agent_args(options) if metered else {})}
         if inputs is not None:
             path = Path(inputs)
             args["inputs"] = board.ensure_data(path.read_bytes(), path.suffix)
         with board.agent() as agent:
-            measurement = agent.call(
-                "profile",
-                args,
-                timeout=agent_deadline(options, slack),
-                on_event=events,
-                fix=f"retry; if the board is just slow, give it more time: the slack is half of command_timeout "
-                f"(now {target.command_timeout:g} s) in [targets.{target.name}] of the config",
-            )
+
+            def board_clock() -> float:
+                return float(agent.call("clock", timeout=10)["monotonic"])
+
+            def agent_events(event: dict[str, Any]) -> None:
+                events(event)
+                if metered is not None:
+                    metered.on_event(event, agent.signal)
+
+            try:
+                if metered is not None:
+                    metered.start(board_clock)
+                measurement = agent.call(
+                    "profile",
+                    args,
+                    timeout=agent_deadline(options, slack),
+                    on_event=agent_events,
+                    fix=f"retry; if the board is just slow, give it more time: the slack is half of command_timeout "
+                    f"(now {target.command_timeout:g} s) in [targets.{target.name}] of the config",
+                )
+                if metered is not None:
+                    measurement["energy"] = metered.finish(board_clock, measurement)
+            finally:
+                if metered is not None:
+                    metered.close()
             if eval_set is not None:
                 board_outputs, board_answer = predict_on_board(board, agent, remote_model, eval_set, options)
             hello = agent.hello

@@ -82,6 +82,13 @@ from .targets import config_option
     show_default=True,
     help="Pause between measured runs (a duty cycle, e.g. 100 for a 10 fps camera).",
 )
+@click.option(
+    "--duty-cycle",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="Share of the time the model runs, e.g. 0.1: each run is followed by a pause nine times its length "
+    "[back to back].",
+)
 @click.option("--cpus", default=None, metavar="LIST", help="Pin the agent to these CPUs, e.g. 0,1 or 4-7.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random inputs.")
 @click.option(
@@ -109,6 +116,21 @@ from .targets import config_option
     default=1.0,
     show_default=True,
     help="Measure idle power this long before the model loads (0: skip, no above-idle figure).",
+)
+@click.option(
+    "--meter/--no-meter",
+    "use_meter",
+    default=True,
+    show_default=True,
+    help="Read the target's power meter on the host ([targets.NAME.meter] in the config), if it has one.",
+)
+@click.option(
+    "--energy-precision",
+    type=click.FloatRange(0.1, 100),
+    default=5.0,
+    show_default=True,
+    metavar="PERCENT",
+    help="With a meter: run until energy per inference is known to ±PERCENT (95 % interval), or --max-seconds.",
 )
 @click.option(
     "--eval",
@@ -142,18 +164,21 @@ def command(
     inputs: str | None,
     delegate_options: tuple[str, ...],
     pause_ms: float,
+    duty_cycle: float | None,
     cpus: str | None,
     seed: int,
     energy: str,
     energy_command: str | None,
     energy_rate_hz: float | None,
     idle_seconds: float,
+    use_meter: bool,
+    energy_precision: float,
     eval_data: str | None,
     wait_seconds: float,
     as_json: bool,
     store: str,
 ) -> None:
-    """Measure a TFLite model's latency and memory on a target.
+    """Measure a TFLite model's latency, memory and energy on a target.
 
     \b
     Examples:
@@ -163,6 +188,7 @@ def command(
       edgeprof profile model.tflite --eval data.npz
       edgeprof profile model.tflite --pause-ms 100 --cpus 0 --threads 1
       edgeprof profile model.tflite --energy-command "meter --watts"
+      edgeprof profile model.tflite --target kitchen-pi --duty-cycle 0.1 --energy-precision 3
       edgeprof profile model.tflite --target kitchen-pi
       edgeprof profile model.tflite --target 'lab-*' --target jetson-1    # a fleet, in parallel
     """
@@ -183,7 +209,12 @@ def command(
         energy_command=tuple(shlex.split(energy_command)) if energy_command else None,
         energy_rate_hz=energy_rate_hz,
         idle_seconds=idle_seconds,
+        duty_cycle=duty_cycle,
+        use_meter=use_meter,
+        energy_precision=energy_precision / 100.0,
     )
+    if duty_cycle is not None and pause_ms:
+        raise EdgeprofError("--duty-cycle and --pause-ms both set the pauses", "give one of them")
     chosen = select_targets(target)
     if len(chosen) > 1:  # a fleet: boards in parallel, one live line each, exit code 1 if any board failed
         from ._fleet import run_fleet
@@ -215,6 +246,14 @@ def command(
     else:
         click.echo(result.summary())
         click.echo(f"stored as profile run {result.id}")
+    _warn_meter(result.target, result.energy)
+
+
+def _warn_meter(target: str, energy: dict[str, Any]) -> None:
+    """A meter that could not give a figure is said on stderr too: --json and CI logs must not hide it."""
+    if energy.get("source") == "meter" and not energy.get("available"):
+        fix = f"; {energy['fix']}" if energy.get("fix") else ""
+        click.echo(f"edgeprof: warning: {target}: energy unavailable: {energy.get('reason')}{fix}", err=True)
 
 
 def _key_values(pairs: tuple[str, ...]) -> dict[str, str] | None:
