@@ -76,7 +76,7 @@ def test_duty_cycle_runs_the_model_that_share_of_the_time(bench: FakeMeter, real
 def test_the_loop_runs_until_the_meter_has_read_enough(bench: FakeMeter, models: Path) -> None:
     """Asked for ±3 % the agent keeps running past --min-seconds until the host stops it (or --max-seconds)."""
     result = edgeprof.profile(models / "float.tflite", "bench", threads=1, **{**FAST, "energy_precision": 0.03,
-                                                                                "min_seconds": 0.2})  # fmt: skip
+                                                                                "min_seconds": 0.2, "max_seconds": 5.0})  # fmt: skip
     energy = result.measurement["energy"]
     assert result.measurement["measured_seconds"] > 1.5  # held past min_seconds for the meter's readings
     if energy["precision_reached"]:

@@ -8,7 +8,7 @@ readings and the standard error of that mean, with the effective count reduced w
 correlated (lag-1 autocorrelation) and a floor of ``resolution / sqrt(12)`` when readings barely move off one step.
 
 The idle baseline at the measured loop's centre is interpolated between the idle before and after it (a linear
-drift cancels); a drift larger than the noise (3 standard errors) is reported, adds ``|drift| / sqrt(12)`` to the
+drift cancels); a drift larger than the noise (4 standard errors) is reported, adds ``|drift| / sqrt(12)`` to the
 uncertainty when it is small next to the model's power, and makes the figure unavailable when it is not (more than
 ``DRIFT_SHARE`` of it). Then
 
@@ -30,7 +30,7 @@ import numpy as np
 from .sampler import Log
 
 MIN_READINGS = 5  # fewer usable readings in a window than this: no figure
-DRIFT_SIGMAS = 3.0
+DRIFT_SIGMAS = 4.0  # a false alarm once in ~10,000 runs with white noise
 DRIFT_SHARE = 0.2
 CONFIDENCE = 0.95
 
@@ -86,11 +86,14 @@ def window_stats(name: str, log: Log, start: float, end: float, span_s: float, g
     if idx.size >= 4 and sd > 0:
         d = x - x.mean()
         r1 = float(np.dot(d[:-1], d[1:]) / np.dot(d, d))
-        if r1 > 0:  # correlated readings carry less information than their count says
+        # Correlated readings (a load that wanders slower than the meter reads) carry less information than their
+        # count says; white noise gives r1 around 0 +- 1/sqrt(n), which is no reason to widen the interval.
+        if r1 > 2.0 / math.sqrt(idx.size):
             n_eff = max(2.0, idx.size * (1 - r1) / (1 + r1))
     se = sd / math.sqrt(n_eff)
-    if resolution_w > 0 and sd < 0.5 * resolution_w:
-        # Readings that barely leave one step do not average the rounding away.
+    if resolution_w > 0 and (found.distinct <= 2 or sd < 0.25 * resolution_w):
+        # Readings that barely leave one step do not average the rounding away (noise of a quarter step or
+        # more dithers it: the rounding is then part of the spread of the readings).
         se = math.sqrt(se**2 + resolution_w**2 / 12.0)
     found.sd_w, found.se_w, found.n_eff = sd, se, n_eff
     return found
@@ -110,6 +113,7 @@ class Estimate:
     available: bool
     reason: str | None = None
     fix: str | None = None
+    final: bool = False  # unavailable for a reason more readings cannot change (a plug that is off, a drift)
     idle: WindowStats | None = None
     run: WindowStats | None = None
     idle_after: WindowStats | None = None
@@ -177,6 +181,7 @@ def estimate(
             + ": the plug is switched off or the board is not plugged into it"
         )
         out.fix = "switch the plug on and plug the board into it, then profile again"
+        out.final = True
         return out
     if run is None or run.readings < MIN_READINGS or run.se_w is None:
         out.reason, out.fix = _too_few(run or WindowStats("measure", 0, 0, 0), rate_hz, "measured loop")
@@ -206,12 +211,13 @@ def estimate(
     above = run.mean_w - idle_w
     components.insert(0, Component("measured loop", run.se_w, (run.n_eff or 2) - 1))
     if drift is not None and se_drift is not None and abs(drift) > DRIFT_SIGMAS * se_drift:
-        if abs(drift) > DRIFT_SHARE * abs(above) and not live:
+        if abs(drift) > DRIFT_SHARE * abs(above):
             out.reason = (
                 f"the idle baseline drifted: {idle.mean_w:.3f} W before the run, {after.mean_w:.3f} W after "  # type: ignore[union-attr]
                 f"({drift:+.3f} W, {abs(drift) / max(abs(above), 1e-12):.0%} of the {above:.3f} W the model adds)"
             )
             out.fix = "let the board settle (a longer --idle-seconds), keep other loads off it, and profile again"
+            out.final = True
             return out
         components.append(Component("baseline drift", abs(drift) / math.sqrt(12.0), math.inf))
         out.notes.append(f"the idle baseline moved {drift:+.3f} W over the run (interpolated; counted in the interval)")

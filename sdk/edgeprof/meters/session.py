@@ -150,6 +150,8 @@ class MeteredRun:
             assumed_after=assumed,
         )
         self.last_live = found
+        if found.final:  # more readings cannot change it: the profile's other figures need not wait
+            return f"no figure will come: {found.reason}"
         if phase == "measure":
             run = found.run
             if run is None or run.readings < RUN_READINGS or not found.available:
@@ -180,7 +182,7 @@ class MeteredRun:
         se = None
         if idle.sd_w is not None:
             se = idle.sd_w / math.sqrt(n)
-            if self.config.resolution_w > 0 and idle.sd_w < 0.5 * self.config.resolution_w:
+            if self.config.resolution_w > 0 and (idle.distinct <= 2 or idle.sd_w < 0.25 * self.config.resolution_w):
                 se = math.hypot(se, self.config.resolution_w / math.sqrt(12.0))
         end = windows["measure"][1]
         return WindowStats("idle_after", end, end + n / self.config.rate_hz, n, idle.mean_w, idle.sd_w, se, float(n),
