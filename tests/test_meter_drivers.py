@@ -90,8 +90,11 @@ def _closed_port() -> int:
 )
 def test_a_meter_that_answers_something_else_is_one_line_naming_it(mode: str, kind: str, expect: str) -> None:
     with FakeMeter(kind, rate=10, mode=mode) as meter:
-        settings = {"url": f"{meter.url}/api/power", "field": "meter.power_w"} if kind == "http-json" else {
-            "address": meter.address}  # fmt: skip
+        settings = (
+            {"url": f"{meter.url}/api/power", "field": "meter.power_w"}
+            if kind == "http-json"
+            else {"address": meter.address}
+        )
         with pytest.raises(MeterError) as caught:
             _driver(kind, **settings).read()
     message = str(caught.value)
@@ -100,15 +103,15 @@ def test_a_meter_that_answers_something_else_is_one_line_naming_it(mode: str, ki
 
 
 def test_unreachable_slow_and_wrong_channel_each_say_what_to_do(shelly: FakeMeter) -> None:
-    with pytest.raises(MeterError, match="cannot reach the shelly plug at 127.0.0.1:") as unreachable:
+    with pytest.raises(MeterError, match=r"cannot reach the shelly plug at 127\.0\.0\.1:") as unreachable:
         _driver("shelly", address=f"127.0.0.1:{_closed_port()}").read()
     assert "address" in unreachable.value.fix
-    with pytest.raises(MeterError, match="answered HTTP 404 .*-105.*not found") as wrong:
+    with pytest.raises(MeterError, match=r"answered HTTP 404 .*-105.*not found") as wrong:
         _driver("shelly", address=shelly.address, channel=3).read()
     assert "channel" in wrong.value.fix
     with FakeMeter("shelly", rate=10, mode="slow", delay=2.0) as slow:
         started = time.monotonic()
-        with pytest.raises(MeterError, match="did not answer within 0.3 s") as late:
+        with pytest.raises(MeterError, match=r"did not answer within 0\.3 s") as late:
             _driver("shelly", address=slow.address, timeout_s=0.3).read()
         assert time.monotonic() - started < 1.5
     assert "timeout_s" in late.value.fix

@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgeprof.meters import MeterConfig
 from edgeprof.meters.clock import ClockMap, Exchange
 from edgeprof.meters.estimate import MIN_READINGS, estimate
 from edgeprof.meters.sampler import Log
 from edgeprof.meters.session import planned_idle_seconds
-from edgeprof.meters import MeterConfig
 
 
 def simulate(rng, *, rate, idle_w, above_w, noise, step, idle_s, run_s, after_s, drift_w_per_s=0.0):
@@ -53,10 +53,20 @@ def test_the_95_percent_interval_holds_the_truth_about_95_times_in_100(rate: flo
     trials = 200
     inferences, run_s = 4000, 40.0 if rate == 1.0 else 8.0
     for _ in range(trials):
-        log, windows = simulate(rng, rate=rate, idle_w=3.0, above_w=above_w, noise=0.05, step=0.1,
-                                idle_s=15.0 / rate if rate > 1 else 15.0, run_s=run_s, after_s=15.0 if rate == 1 else 3)  # fmt: skip
-        found = estimate(log, windows, rate_hz=rate, resolution_w=0.1, guard_s=0.001, inferences=inferences,
-                         window_s=run_s)  # fmt: skip
+        log, windows = simulate(
+            rng,
+            rate=rate,
+            idle_w=3.0,
+            above_w=above_w,
+            noise=0.05,
+            step=0.1,
+            idle_s=15.0 / rate if rate > 1 else 15.0,
+            run_s=run_s,
+            after_s=15.0 if rate == 1 else 3,
+        )
+        found = estimate(
+            log, windows, rate_hz=rate, resolution_w=0.1, guard_s=0.001, inferences=inferences, window_s=run_s
+        )
         assert found.available, found.reason
         truth = above_w * run_s / inferences * 1000.0
         hits += abs(found.mj_per_inference - truth) <= found.mj_per_inference_u95
@@ -70,8 +80,9 @@ def test_a_quiet_meter_that_rounds_to_whole_watts_still_covers_the_truth() -> No
     rng = np.random.default_rng(3)
     hits = 0
     for _ in range(100):
-        log, windows = simulate(rng, rate=1.0, idle_w=3.2, above_w=1.7, noise=0.0, step=1.0, idle_s=15, run_s=30,
-                                after_s=15)  # fmt: skip
+        log, windows = simulate(
+            rng, rate=1.0, idle_w=3.2, above_w=1.7, noise=0.0, step=1.0, idle_s=15, run_s=30, after_s=15
+        )
         found = estimate(log, windows, rate_hz=1.0, resolution_w=1.0, guard_s=0.001, inferences=300, window_s=30)
         hits += abs(found.mj_per_inference - 1.7 * 30 / 300 * 1000) <= found.mj_per_inference_u95
     assert hits >= 95
@@ -79,8 +90,18 @@ def test_a_quiet_meter_that_rounds_to_whole_watts_still_covers_the_truth() -> No
 
 def test_a_drifting_baseline_is_refused_and_a_short_window_is_too_few() -> None:
     rng = np.random.default_rng(1)
-    log, windows = simulate(rng, rate=1.0, idle_w=3.0, above_w=0.5, noise=0.02, step=0.01, idle_s=15, run_s=20,
-                            after_s=15, drift_w_per_s=0.02)  # fmt: skip
+    log, windows = simulate(
+        rng,
+        rate=1.0,
+        idle_w=3.0,
+        above_w=0.5,
+        noise=0.02,
+        step=0.01,
+        idle_s=15,
+        run_s=20,
+        after_s=15,
+        drift_w_per_s=0.02,
+    )
     found = estimate(log, windows, rate_hz=1.0, resolution_w=0.01, guard_s=0.001, inferences=100, window_s=20)
     assert not found.available and found.final and "the idle baseline drifted" in found.reason
     windows["measure"] = (windows["measure"][0], windows["measure"][0] + 5.5)
@@ -92,8 +113,9 @@ def test_planned_idle_gives_the_readings_it_plans_for() -> None:
     rng = np.random.default_rng(5)
     config = MeterConfig(kind="shelly", address="x", rate_hz=1.0)
     idle_s = planned_idle_seconds(config)
-    log, windows = simulate(rng, rate=1.0, idle_w=3, above_w=1, noise=0.05, step=0.1, idle_s=idle_s, run_s=20,
-                            after_s=idle_s)  # fmt: skip
+    log, windows = simulate(
+        rng, rate=1.0, idle_w=3, above_w=1, noise=0.05, step=0.1, idle_s=idle_s, run_s=20, after_s=idle_s
+    )
     found = estimate(log, windows, rate_hz=1.0, resolution_w=0.1, guard_s=0.05, inferences=100, window_s=20)
     assert found.idle is not None and found.idle.readings >= 9
 

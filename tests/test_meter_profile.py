@@ -25,8 +25,9 @@ def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A local-transport target whose work directory a 10 Hz Shelly plug watches; yields (meter, workdir)."""
     workdir = tmp_path / "board"
     with FakeMeter("shelly", rate=10, idle=3.0, active=5.0, noise=0.02, watch=str(workdir)) as meter:
-        monkeypatch.setenv("EDGEPROF_CONFIG", str(meter_config(tmp_path / "edgeprof.toml", meter, workdir=workdir,
-                                                                  rate_hz=10)))  # fmt: skip
+        monkeypatch.setenv(
+            "EDGEPROF_CONFIG", str(meter_config(tmp_path / "edgeprof.toml", meter, workdir=workdir, rate_hz=10))
+        )
         meter.wait_readings()
         yield meter
 
@@ -75,8 +76,12 @@ def test_duty_cycle_runs_the_model_that_share_of_the_time(bench: FakeMeter, real
 
 def test_the_loop_runs_until_the_meter_has_read_enough(bench: FakeMeter, models: Path) -> None:
     """Asked for ±3 % the agent keeps running past --min-seconds until the host stops it (or --max-seconds)."""
-    result = edgeprof.profile(models / "float.tflite", "bench", threads=1, **{**FAST, "energy_precision": 0.03,
-                                                                                "min_seconds": 0.2, "max_seconds": 5.0})  # fmt: skip
+    result = edgeprof.profile(
+        models / "float.tflite",
+        "bench",
+        threads=1,
+        **{**FAST, "energy_precision": 0.03, "min_seconds": 0.2, "max_seconds": 5.0},
+    )
     energy = result.measurement["energy"]
     assert result.measurement["measured_seconds"] > 1.5  # held past min_seconds for the meter's readings
     if energy["precision_reached"]:
@@ -107,11 +112,24 @@ def test_a_meter_that_does_not_answer_costs_the_energy_figure_not_the_run(
     address = dead.address
     dead.stop()  # nothing listens there any more
     config = tmp_path / "edgeprof.toml"
-    config.write_text(f'[targets.bench]\ntransport = "local"\nworkdir = "{tmp_path / "b"}"\n'
-                      f'python = "{sys.executable}"\n\n'
-                      f'[targets.bench.meter]\nkind = "tasmota"\naddress = "{address}"\n')  # fmt: skip
-    done = run_cli("profile", str(models / "float.tflite"), "-t", "bench", "--config", str(config), "--runs", "20",
-                   "--min-seconds", "0", "--json")  # fmt: skip
+    config.write_text(
+        f'[targets.bench]\ntransport = "local"\nworkdir = "{tmp_path / "b"}"\n'
+        f'python = "{sys.executable}"\n\n'
+        f'[targets.bench.meter]\nkind = "tasmota"\naddress = "{address}"\n'
+    )
+    done = run_cli(
+        "profile",
+        str(models / "float.tflite"),
+        "-t",
+        "bench",
+        "--config",
+        str(config),
+        "--runs",
+        "20",
+        "--min-seconds",
+        "0",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
     energy = record["energy"]
@@ -160,6 +178,7 @@ def test_no_meter_and_energy_off_skip_it(bench: FakeMeter, models: Path) -> None
     result = edgeprof.profile(models / "float.tflite", "bench", use_meter=False, runs=5, min_seconds=0)
     assert (result.measurement.get("energy") or {}).get("source") != "meter"
     assert "windows" in result.measurement and "idle_after" not in result.measurement["windows"]
-    done = run_cli("profile", str(models / "float.tflite"), "-t", "bench", "--energy", "off", "--runs", "5",
-                   "--min-seconds", "0")  # fmt: skip
+    done = run_cli(
+        "profile", str(models / "float.tflite"), "-t", "bench", "--energy", "off", "--runs", "5", "--min-seconds", "0"
+    )
     assert done.returncode == 0 and "meter" not in done.stdout, done.stdout + done.stderr

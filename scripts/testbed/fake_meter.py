@@ -196,18 +196,12 @@ class Trace:
         by_minute = [minutes.get(minute_ts - 60 * i, 0.0) for i in range(3)]
         output = self.mode != "off"
         current = watts / VOLTS if output else 0.0
+        minutes_text = ",".join(f"{v:.3f}" for v in by_minute)
         body = (
-            '{"id":0, "source":"init", "output":%s, "apower":%.1f, "voltage":%.1f, "freq":50.0, "current":%.3f, '
-            '"aenergy":{"total":%.3f,"by_minute":[%s],"minute_ts":%d}, "temperature":{"tC":41.2, "tF":106.2}}'
-            % (
-                "true" if output else "false",
-                watts,
-                VOLTS,
-                current,
-                total_wh,
-                ",".join("%.3f" % v for v in by_minute),
-                minute_ts,
-            )
+            f'{{"id":0, "source":"init", "output":{"true" if output else "false"}, "apower":{watts:.1f}, '
+            f'"voltage":{VOLTS:.1f}, "freq":50.0, "current":{current:.3f}, '
+            f'"aenergy":{{"total":{total_wh:.3f},"by_minute":[{minutes_text}],"minute_ts":{minute_ts}}}, '
+            '"temperature":{"tC":41.2, "tF":106.2}}'
         )
         return body.encode()
 
@@ -217,24 +211,13 @@ class Trace:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))
         started = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.start_wall))
         current = watts / VOLTS
-        digits = max(0, -int(math.floor(math.log10(self.args.resolution)))) if self.args.resolution < 1 else 0
-        power = ("%%.%df" % digits) % watts if digits else "%d" % round(watts)
+        digits = max(0, -math.floor(math.log10(self.args.resolution))) if self.args.resolution < 1 else 0
+        power = f"{watts:.{digits}f}" if digits else str(round(watts))
         body = (
-            '{"StatusSNS":{"Time":"%s","ENERGY":{"TotalStartTime":"%s","Total":%.3f,"Yesterday":0.000,'
-            '"Today":%.3f,"Power":%s,"ApparentPower":%d,"ReactivePower":%d,"Factor":%.2f,"Voltage":%d,'
-            '"Current":%.3f}}}'
-            % (
-                stamp,
-                started,
-                total_wh / 1000.0,
-                total_wh / 1000.0,
-                power,
-                round(watts * 1.05),
-                round(watts * 0.3),
-                0.95 if watts else 0.0,
-                round(VOLTS),
-                current,
-            )
+            f'{{"StatusSNS":{{"Time":"{stamp}","ENERGY":{{"TotalStartTime":"{started}","Total":{total_wh / 1000:.3f},'
+            f'"Yesterday":0.000,"Today":{total_wh / 1000:.3f},"Power":{power},"ApparentPower":{round(watts * 1.05)},'
+            f'"ReactivePower":{round(watts * 0.3)},"Factor":{0.95 if watts else 0.0:.2f},"Voltage":{round(VOLTS)},'
+            f'"Current":{current:.3f}}}}}}}'
         )
         return body.encode()
 
@@ -260,7 +243,7 @@ def handler_for(trace: Trace) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
             self.close_connection = True
 
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             url = urlparse(self.path)
             query = parse_qs(url.query)
             if url.path == "/_truth":
@@ -278,7 +261,7 @@ def handler_for(trace: Trace) -> type[BaseHTTPRequestHandler]:
             if url.path == "/rpc/Switch.GetStatus" and trace.args.kind == "shelly":
                 switch_id = query.get("id", ["0"])[0]
                 if switch_id != "0":
-                    body = '{"code":-105,"message":"Argument \'id\', value %s not found!"}' % switch_id
+                    body = f'{{"code":-105,"message":"Argument \'id\', value {switch_id} not found!"}}'
                     self._send(404, body.encode())
                 elif trace.mode == "schema":
                     self._send(200, b'{"relays":[{"ison":true}],"meters":[{"power":4.2,"is_valid":true}]}')
@@ -299,7 +282,7 @@ def handler_for(trace: Trace) -> type[BaseHTTPRequestHandler]:
                 return
             self._send(404, b'{"code":404,"message":"Not Found"}')
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             if self.path != "/_control":
                 self._send(404, b"{}")
                 return

@@ -6,7 +6,7 @@ A budget file (TOML) holds limits for every target in ``[limits]`` and overrides
     [limits]
     p90_ms = 2.0            # p90 latency of the newest profile run on the target
     peak_memory_mib = 150   # peak RSS of the agent process (model + runtime) during that run
-    energy_mj = 5.0         # energy per inference, where the board has a power sensor
+    energy_mj = 5.0         # energy per inference, where a sensor or a meter measured it
     gzip_kib = 64           # the .tflite file after gzip -9
     accuracy_drop_pp = 1.0  # accuracy lost against the float32 baseline, in percentage points
 
@@ -20,7 +20,8 @@ On a shared machine one measurement is one draw of a noisy process (5-12 % betwe
 With ``replicates=N`` (``edgeprof check --replicates N``) latency and energy limits apply to the one-sided 95 %
 upper confidence bound of the mean over the newest N runs of the model on the target (Student's t over the runs'
 figures; each run its own agent process), and peak memory to the largest of them: a model passes only when it is
-within budget with 95 % confidence, and a single lucky run cannot pass it.
+within budget with 95 % confidence, and a single lucky run cannot pass it. A single run whose energy has its own
+95 % interval (a power meter on the host) is checked the same way: by its one-sided 95 % upper bound.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _table, _toml
+from .energy import figure_of
 from .errors import EdgeprofError
 from .store import Store
 from .store.labels import Labels
@@ -298,7 +300,12 @@ def _figures(
     else:
         figures["peak_memory_mib"] = Figure(None, "peak RSS not measured")
     energies = [energy_mj(p["record"]) for p in profiles]
-    if all(e is not None for e in energies):
+    metered = figure_of(profiles[0]["record"]) if len(profiles) == 1 else None
+    if metered is not None and metered.u95 is not None:
+        # One run with an interval (a meter): within budget only when its one-sided 95 % upper bound is.
+        said = f"{CONFIDENCE:.0%} upper bound of {metered.text()}"
+        figures["energy_mj"] = Figure(metered.upper(), note=said, mean=metered.mj, runs=runs)
+    elif all(e is not None for e in energies):
         figures["energy_mj"] = _replicated([float(e) for e in energies if e is not None], runs, "mJ", ".3f")
     else:
         energy = next((p["record"].get("energy") or {} for p in profiles if energy_mj(p["record"]) is None), {})

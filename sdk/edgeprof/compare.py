@@ -146,6 +146,7 @@ class Comparison:
     significant: bool
     verdict: str
     notes: list[str] = field(default_factory=list)
+    energy: dict[str, Any] | None = None  # energy per inference of B against A (energy.compare_energy)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -172,6 +173,10 @@ class Comparison:
             f"  significant only if p < {self.alpha:g} and the whole interval is beyond ±{self.min_change:.1%} "
             f"({self.band_from})",
         ]
+        if self.energy is not None:
+            from .energy import EnergyChange
+
+            lines.append(EnergyChange(**self.energy).text())
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -303,6 +308,9 @@ def compare(
                     f"run {label} kept {len(record.get('samples_ms') or [])} of {record['latency_ms']['count']} "
                     "samples (an even subset); the tests use those"
                 )
+    from .energy import compare_energy
+
+    energy = compare_energy(runs_a, runs_b)
     return Comparison(
         RunSide.of(runs_a, samples_a),
         RunSide.of(runs_b, samples_b),
@@ -317,4 +325,5 @@ def compare(
         significant,
         verdict,
         notes,
+        energy.to_dict() if energy is not None else None,
     )

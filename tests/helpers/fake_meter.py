@@ -46,7 +46,8 @@ class FakeMeter:
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError(f"the fake meter did not start: {self.process.stderr.read() if self.process.stderr else ''}")
+            why = self.process.stderr.read() if self.process.stderr else ""
+            raise RuntimeError(f"the fake meter did not start: {why}")
         self.port = int(json.loads(line)["port"])
         self.bind = bind
         self.address = f"{bind}:{self.port}"

@@ -170,7 +170,12 @@ def _profile_text(row: dict[str, Any]) -> str:
         f"init {_table.ms(rec.get('init_ms'))} ms, first inference {_table.ms(rec.get('first_inference_ms'))} ms, "
         f"peak RSS {_table.size(mem['peak_rss_kb'] * 1024 if mem.get('peak_rss_kb') else None)}",
     ]
-    if energy is not None:
+    if energy is not None and energy.get("source") == "meter":
+        from ..meters import words
+
+        lines += [f"energy   {line[len('energy: '):]}" if line.startswith("energy: ") else f"       {line}"
+                  for line in words.lines(energy)]  # fmt: skip
+    elif energy is not None:
         value = energy_mj(rec)
         lines.append(
             f"energy   {value:.3f} mJ/inference"
