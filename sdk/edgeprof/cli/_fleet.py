@@ -19,7 +19,15 @@ from . import _progress
 from ._common import emit_json
 
 
-def run_fleet(model: str, targets: Sequence[Target], *, as_json: bool, store: str, **profile_kwargs: Any) -> int:
+def run_fleet(
+    model: str,
+    targets: Sequence[Target],
+    *,
+    as_json: bool,
+    store: str,
+    mlflow_uri: str | None = None,
+    **profile_kwargs: Any,
+) -> int:
     """Profile on every target; print the table (or JSON); return the exit code (0 only when every board ran)."""
     with _progress.display(not as_json) as shown:
         if shown is not None:
@@ -30,6 +38,10 @@ def run_fleet(model: str, targets: Sequence[Target], *, as_json: bool, store: st
         emit_json(fleet.to_dict())
     else:
         click.echo(fleet.summary())
+    if mlflow_uri:
+        from .profile import to_mlflow
+
+        to_mlflow([o.result for o in fleet.outcomes if o.result is not None], mlflow_uri, store)
     if not fleet.ok:
         failed = ", ".join(o.target for o in fleet.failures)
         stored = sum(1 for o in fleet.outcomes if o.result is not None and o.result.id is not None)

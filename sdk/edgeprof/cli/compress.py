@@ -11,7 +11,7 @@ from ..compress import Recipe, compress
 from ..compress.recipe import QUANTIZE_MODES
 from ..errors import RecipeError
 from . import _progress
-from ._common import emit_json, json_option, store_option
+from ._common import emit_json, json_option, mlflow_option, said_to_mlflow, store_option
 
 
 @click.command("compress")
@@ -90,6 +90,7 @@ from ._common import emit_json, json_option, store_option
     "one, or a class or function. MODULE is looked for in the current folder, then the model's folder, then the "
     "Python path; or give a file: path/to/layers.py:ATTR.",
 )
+@mlflow_option
 @json_option
 @store_option
 def command(
@@ -112,6 +113,7 @@ def command(
     loss: str | None,
     metric: str | None,
     custom_objects: tuple[str, ...],
+    mlflow_uri: str | None,
     as_json: bool,
     store: str,
 ) -> None:
@@ -188,6 +190,16 @@ def command(
     else:
         click.echo(result.summary())
         click.echo(f"\nwrote {result.tflite_path} and {result.out_dir / 'manifest.json'}")
+    if mlflow_uri:
+        from .. import tracking
+        from ..store import using_store
+
+        tracker = tracking.Tracker(mlflow_uri)
+        with using_store(store) as db:
+            run = tracking.log_compression(
+                tracker, result.manifest, result.tflite_path, store=db, run_id=result.id, summary=result.summary()
+            )
+        said_to_mlflow("the compression" + (f" (run {result.id})" if result.id else ""), run, mlflow_uri)
 
 
 def _task_option(values: tuple[str, ...]) -> str | dict[str, str] | None:

@@ -12,7 +12,7 @@ from ..errors import EdgeprofError
 from ..profile import ProfileOptions, profile
 from ..targets import select_targets
 from . import _progress
-from ._common import emit_json, json_option, store_option
+from ._common import emit_json, json_option, mlflow_option, said_to_mlflow, store_option
 from .targets import config_option
 
 
@@ -147,6 +147,7 @@ from .targets import config_option
     help="How long to wait for a board another profile is using, then give up (0: at once; inf: for ever). "
     "The default outlasts a profile with default options yet never blocks a CI job for good.",
 )
+@mlflow_option
 @json_option
 @store_option
 @config_option
@@ -175,6 +176,7 @@ def command(
     energy_precision: float,
     eval_data: str | None,
     wait_seconds: float,
+    mlflow_uri: str | None,
     as_json: bool,
     store: str,
 ) -> None:
@@ -220,7 +222,8 @@ def command(
         from ._fleet import run_fleet
 
         kwargs = {"options": options, "inputs": inputs, "eval_data": eval_data, "wait_seconds": wait_seconds}
-        click.get_current_context().exit(run_fleet(model, chosen, as_json=as_json, store=store, **kwargs))
+        code = run_fleet(model, chosen, as_json=as_json, store=store, mlflow_uri=mlflow_uri, **kwargs)
+        click.get_current_context().exit(code)
     with _progress.display(not as_json) as shown:
         say = _progress.say_line(shown)
         board = chosen[0].name
@@ -247,6 +250,20 @@ def command(
         click.echo(result.summary())
         click.echo(f"stored as profile run {result.id}")
     _warn_meter(result.target, result.energy)
+    if mlflow_uri:
+        to_mlflow([result], mlflow_uri, store)
+
+
+def to_mlflow(results: list[Any], uri: str, store: str) -> None:
+    """Send stored results to MLflow; a server that fails costs only the upload (a TrackingError line, exit 2)."""
+    from .. import tracking
+    from ..store import using_store
+
+    tracker = tracking.Tracker(uri)
+    with using_store(store) as db:
+        for result in results:
+            run = tracking.log_profile(tracker, result.to_dict(), store=db, summary=result.summary())
+            said_to_mlflow(f"profile run {result.id}", run, uri)
 
 
 def _warn_meter(target: str, energy: dict[str, Any]) -> None:

@@ -326,6 +326,13 @@ CSV_COLUMNS = [
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, writable=True), default=None, help="File [stdout].")
 @click.option("--samples", is_flag=True, help="CSV: one row per latency sample instead of one per run.")
+@click.option(
+    "--mlflow",
+    "mlflow_uri",
+    default=None,
+    metavar="URI",
+    help="Send the runs to this MLflow tracking server instead (runs already there are skipped).",
+)
 @store_option
 def export(
     model: str | None,
@@ -335,17 +342,34 @@ def export(
     fmt: str,
     out: str | None,
     samples: bool,
+    mlflow_uri: str | None,
     as_json: bool,
     store: str,
 ) -> None:
-    """Write profile runs as CSV (one row per run, or per sample) or JSON (every record in full), oldest first.
+    """Write profile runs as CSV (one row per run, or per sample) or JSON (every record in full), oldest first,
+    or send them to MLflow.
 
     \b
     Examples:
       edgeprof results export --format csv -o runs.csv
       edgeprof results export --format json --target local --since 1w -o runs.json
       edgeprof results export --samples --model mobilenet.tflite > samples.csv
+      edgeprof results export --mlflow http://mlflow.lab:5000 --since 1w
     """
+    if mlflow_uri:
+        from .. import tracking
+
+        tracker = tracking.Tracker(mlflow_uri)
+        with using_store(store) as db:
+            sent, skipped = tracking.export(
+                tracker, db, db.iter_profiles(model=model, target=target, since=since, until=until)
+            )
+        click.echo(
+            f"sent {sent} runs to MLflow at {mlflow_uri} (experiment {tracker.experiment_name})"
+            + (f"; {skipped} were there already" if skipped else ""),
+            err=True,
+        )
+        return
     fmt = "json" if as_json else fmt
     stream = io.StringIO() if out else sys.stdout
     count = 0
