@@ -7,8 +7,8 @@ edges, where power ramps and readings mix two states, never enter a mean. Each w
 readings and the standard error of that mean, with the effective count reduced when successive readings are
 correlated (lag-1 autocorrelation) and a floor of ``resolution / sqrt(12)`` when readings barely move off one step.
 
-The idle baseline at the measured loop's centre is interpolated between the idle before and after it (a linear
-drift cancels); a drift larger than the noise (4 standard errors) is reported, adds ``|drift| / sqrt(12)`` to the
+The idle baseline is the precision-weighted mean of the idle before and after the loop when the two agree (within 2
+standard errors); when they do not, it is interpolated to the loop's centre (a linear drift cancels); a drift larger than the noise (4 standard errors) is reported, adds ``|drift| / sqrt(12)`` to the
 uncertainty when it is small next to the model's power, and makes the figure unavailable when it is not (more than
 ``DRIFT_SHARE`` of it). Then
 
@@ -32,6 +32,7 @@ from .sampler import Log
 MIN_READINGS = 5  # fewer usable readings in a window than this: no figure
 DRIFT_SIGMAS = 4.0  # a false alarm once in ~10,000 runs with white noise
 DRIFT_SHARE = 0.2
+POOL_SIGMAS = 2.0  # idles before and after within this many standard errors: one pooled baseline
 CONFIDENCE = 0.95
 
 
@@ -194,14 +195,19 @@ def estimate(
         after = assumed_after
     components: list[Component] = []
     if after is not None and after.readings >= MIN_READINGS and after.se_w is not None:
-        w = (run.centre - idle.centre) / (after.centre - idle.centre) if after.centre > idle.centre else 0.5
-        w = min(max(w, 0.0), 1.0)
-        idle_w = (1 - w) * idle.mean_w + w * after.mean_w  # type: ignore[operator]
-        components.append(Component("idle before", (1 - w) * idle.se_w, (idle.n_eff or 2) - 1))
-        components.append(Component("idle after", w * after.se_w, (after.n_eff or 2) - 1))
         drift = after.mean_w - idle.mean_w  # type: ignore[operator]
         se_drift = math.hypot(idle.se_w, after.se_w)
         out.drift_w, out.drift_u95_w = drift, 1.96 * se_drift
+        if abs(drift) <= POOL_SIGMAS * se_drift:
+            # The two idles agree: one baseline from both, each weighted by its precision (a long idle after
+            # makes up for a short one before).
+            w = idle.se_w**2 / (idle.se_w**2 + after.se_w**2) if idle.se_w + after.se_w > 0 else 0.5
+        else:  # the baseline moved: take it where the loop ran, on the line between the two
+            w = (run.centre - idle.centre) / (after.centre - idle.centre) if after.centre > idle.centre else 0.5
+            w = min(max(w, 0.0), 1.0)
+        idle_w = (1 - w) * idle.mean_w + w * after.mean_w  # type: ignore[operator]
+        components.append(Component("idle before", (1 - w) * idle.se_w, (idle.n_eff or 2) - 1))
+        components.append(Component("idle after", w * after.se_w, (after.n_eff or 2) - 1))
     else:
         idle_w = idle.mean_w
         components.append(Component("idle before", idle.se_w, (idle.n_eff or 2) - 1))
