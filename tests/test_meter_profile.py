@@ -182,3 +182,13 @@ def test_no_meter_and_energy_off_skip_it(bench: FakeMeter, models: Path) -> None
         "profile", str(models / "float.tflite"), "-t", "bench", "--energy", "off", "--runs", "5", "--min-seconds", "0"
     )
     assert done.returncode == 0 and "meter" not in done.stdout, done.stdout + done.stderr
+
+
+def test_targets_check_reads_the_meter(bench: FakeMeter) -> None:
+    done = run_cli("targets", "check", "bench")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "meter" in done.stdout.splitlines()[0] and " W " in done.stdout
+    bench.control(mode="schema")
+    broken = run_cli("targets", "check", "bench")
+    assert broken.returncode == 1 and "FAILED" in broken.stdout
+    assert "bench: the shelly plug at" in broken.stderr and "answered without 'apower'" in broken.stderr

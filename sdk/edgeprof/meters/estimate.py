@@ -7,10 +7,10 @@ edges, where power ramps and readings mix two states, never enter a mean. Each w
 readings and the standard error of that mean, with the effective count reduced when successive readings are
 correlated (lag-1 autocorrelation) and a floor of ``resolution / sqrt(12)`` when readings barely move off one step.
 
-The idle baseline is the precision-weighted mean of the idle before and after the loop when the two agree (within 2
-standard errors); when they do not, it is interpolated to the loop's centre (a linear drift cancels); a drift larger than the noise (4 standard errors) is reported, adds ``|drift| / sqrt(12)`` to the
-uncertainty when it is small next to the model's power, and makes the figure unavailable when it is not (more than
-``DRIFT_SHARE`` of it). Then
+The idle baseline is the precision-weighted mean of the idle before and after the loop when the two agree (within
+2 standard errors); when they do not, it is interpolated to the loop's centre (a linear drift cancels). A drift
+larger than the noise (4 standard errors) adds ``|drift| / sqrt(12)`` to the uncertainty when it is small next to
+the model's power, and makes the figure unavailable when it is not (more than ``DRIFT_SHARE`` of it). Then
 
     power above idle     dP = mean(loop) - idle baseline
     energy / inference   E  = dP x window / inferences     (window and inferences are exact: the agent counts them)
