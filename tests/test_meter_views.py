@@ -78,7 +78,7 @@ def test_an_energy_budget_is_met_only_by_the_upper_bound(metered: dict[str, Any]
     store = open_store(metered["store"])
     between = Budget.from_dict({"limits": {"energy_mj": (figure.mj + upper) / 2}})
     report = check_store(between, store, model="float.tflite")
-    energy = [c for c in report.checks if c.metric == "energy_mj" and c.profile_id == 3][0]  # #3: same energy
+    energy = next(c for c in report.checks if c.metric == "energy_mj" and c.profile_id == 3)  # #3: same energy
     assert energy.status == "FAIL" and "95% upper bound of" in energy.reason and energy.mean == figure.mj
     roomy = Budget.from_dict({"limits": {"energy_mj": upper * 1.01}})
     assert [c.status for c in check_store(roomy, store).checks if c.profile_id == 3] == ["pass"]
