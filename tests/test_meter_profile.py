@@ -17,7 +17,7 @@ from edgeprof.store import open_store
 from tests.conftest import run_cli
 from tests.helpers.fake_meter import FakeMeter, meter_config
 
-FAST = {"runs": 20, "min_seconds": 0.5, "warmup_seconds": 0.2, "max_seconds": 12.0, "energy_precision": 0.25}
+FAST = {"runs": 20, "min_seconds": 0.5, "warmup_seconds": 0.2, "max_seconds": 8.0, "energy_precision": 0.25}
 
 
 @pytest.fixture()

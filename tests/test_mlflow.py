@@ -84,8 +84,10 @@ def test_compress_logs_the_recipe_as_params(mlflow_uri: str, models: Path, tmp_p
 
 
 def test_export_sends_stored_runs_once(mlflow_uri: str, models: Path, isolated: Path) -> None:
+    import edgeprof
+
     for _ in range(2):
-        assert run_cli("profile", str(models / "float.tflite"), *QUICK).returncode == 0
+        edgeprof.profile(models / "float.tflite", runs=20, min_seconds=0, warmup_seconds=0, idle_seconds=0)
     first = run_cli("results", "export", "--mlflow", mlflow_uri)
     assert first.returncode == 0 and "sent 2 runs to MLflow" in first.stderr, first.stderr
     again = run_cli("results", "export", "--mlflow", mlflow_uri)
