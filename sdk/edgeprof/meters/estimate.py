@@ -5,7 +5,8 @@ measured loop, and idle after it. A reading counts for a window only when the wh
 inside the window (sampler.py: ``[sent - 2 / rate, received]``, shrunk further by the clock's error), so the
 edges, where power ramps and readings mix two states, never enter a mean. Each window gives the mean of its
 readings and the standard error of that mean, with the effective count reduced when successive readings are
-correlated (lag-1 autocorrelation) and a floor of ``resolution / sqrt(12)`` when readings barely move off one step.
+correlated (lag-1 autocorrelation, and the spread of 10 batch means, whichever is wider: the degrees of freedom
+follow) and a floor of ``resolution / sqrt(12)`` when readings barely move off one step.
 
 The idle baseline is the precision-weighted mean of the idle before and after the loop when the two agree (within
 2 standard errors); when they do not, it is interpolated to the loop's centre (a linear drift cancels). A drift
@@ -32,6 +33,7 @@ from .sampler import Log
 MIN_READINGS = 5  # fewer usable readings in a window than this: no figure
 DRIFT_SIGMAS = 4.0  # a false alarm once in ~10,000 runs with white noise
 DRIFT_SHARE = 0.2
+BATCHES = 10  # batch means over windows of at least twice this many readings
 POOL_SIGMAS = 2.0  # idles before and after within this many standard errors: one pooled baseline
 CONFIDENCE = 0.95
 
@@ -92,6 +94,13 @@ def window_stats(name: str, log: Log, start: float, end: float, span_s: float, g
         if r1 > 2.0 / math.sqrt(idx.size):
             n_eff = max(2.0, idx.size * (1 - r1) / (1 + r1))
     se = sd / math.sqrt(n_eff)
+    if idx.size >= 2 * BATCHES:
+        # Batch means: a load that wanders over seconds (other work on the board) makes readings correlated well
+        # beyond lag 1; the spread of the means of consecutive batches sees that, whatever the correlation's form.
+        batches = np.array_split(x, BATCHES)
+        se_batch = float(np.std([b.mean() for b in batches], ddof=1)) / math.sqrt(BATCHES)
+        if se_batch > se:
+            se, n_eff = se_batch, float(BATCHES)
     if resolution_w > 0 and (found.distinct <= 2 or sd < 0.25 * resolution_w):
         # Readings that barely leave one step do not average the rounding away (noise of a quarter step or
         # more dithers it: the rounding is then part of the spread of the readings).

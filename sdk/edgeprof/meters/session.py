@@ -28,7 +28,7 @@ from .sampler import Log, Sampler
 log = logging.getLogger("edgeprof.meters")
 
 IDLE_READINGS = 10  # usable readings planned for the idle before the load
-RUN_READINGS = 2 * MIN_READINGS  # the loop is never stopped on fewer usable readings than this
+RUN_READINGS = 20  # the loop is never stopped on fewer usable readings (batch means need 20)
 DEAD_PERIODS = 5  # no reading for this many periods while reads fail: the meter is gone for this run
 WINDOWS = ("idle", "measure", "idle_after")
 
