@@ -13,6 +13,7 @@ import pytest
 import edgeprof
 from edgeprof.budget import Budget, BudgetError
 from edgeprof.modelfile import open_tflite
+from edgeprof.profile import DEFAULT_REPEAT
 from edgeprof.store import open_store
 from tests.conftest import ROOT, run_cli
 
@@ -113,10 +114,12 @@ def test_a_model_without_a_stored_run_is_profiled_first(models: Path, tmp_path: 
     budget = _budget(tmp_path, "[limits]\np90_ms = 1000\naccuracy_drop_pp = 1\n")
     done = run_cli("check", "--budget", str(budget), str(models / "float.tflite"), "--store", str(store), *QUICK)
     assert done.returncode == 0, done.stderr
-    assert "profiling float.tflite on local" in done.stderr
+    # one group of DEFAULT_REPEAT fresh processes: a gate needs a bound, and one process gives none
+    assert f"profiling float.tflite on local ({DEFAULT_REPEAT} process(es), each a fresh agent)" in done.stderr
     assert "no compression manifest" in done.stdout  # accuracy is unknown for a model edgeprof did not compress
+    assert f"95% upper bound over {DEFAULT_REPEAT} runs" in done.stdout
     with open_store(store) as db:
-        assert len(db.profiles()) == 1
+        assert len(db.profiles()) == DEFAULT_REPEAT and len(db.groups()) == 1
     again = run_cli("check", "--budget", str(budget), str(models / "float.tflite"), "--store", str(store))
     assert again.returncode == 0 and "profiling" not in again.stderr  # the stored run is used
     measured = run_cli(
@@ -124,7 +127,7 @@ def test_a_model_without_a_stored_run_is_profiled_first(models: Path, tmp_path: 
     )
     assert measured.returncode == 0 and "profiling float.tflite on local" in measured.stderr
     with open_store(store) as db:
-        assert len(db.profiles()) == 2
+        assert len(db.profiles()) == 2 * DEFAULT_REPEAT
 
 
 def test_from_store_checks_the_newest_run_of_every_model(
@@ -269,6 +272,5 @@ def test_replicates_gate_on_the_upper_confidence_bound(compressed: dict[str, Any
     assert p90["status"] == "FAIL" and done.returncode == 1
     more = run_cli("check", "--budget", str(budget), str(compressed["model"]), "--store", str(store),
                    "--replicates", "4", "--runs", "50")  # fmt: skip
-    assert (
-        "profiling model.tflite on local (run 4 of 4)" in more.stderr and "95% upper bound over 4 runs" in more.stdout
-    )
+    assert "profiling model.tflite on local (1 more process(es) for 4, each a fresh agent)" in more.stderr
+    assert "95% upper bound over 4 runs" in more.stdout

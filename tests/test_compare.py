@@ -1,7 +1,8 @@
 """``edgeprof results compare`` and ``export`` on real runs of a real-size model on local.
 
 The same MobileNetV2 measured twice must be "no significant change"; its float32 and int8 builds must differ
-(FIELD-NOTES: at α=0.35, 96×96 the int8 build is ≈ 25 % slower on this CPU, because int8 depthwise is slow here).
+(FIELD-NOTES: at α=0.35, 96×96 the int8 build is 12-25 % slower on this CPU, because int8 depthwise is slow here),
+also as groups of processes (``profile --repeat``), where the process is the unit and the noise is measured.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 import edgeprof
-from edgeprof.compare import NO_CHANGE, compare, samples_of
+from edgeprof.compare import MIN_BAND, NO_CHANGE, compare, samples_of
 from edgeprof.errors import StoreError
 from edgeprof.store import open_store
 from tests.conftest import run_cli
@@ -32,13 +33,16 @@ def mobilenet(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def runs(mobilenet: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """float32 twice, then int8 twice, one after the other as a user would, in one store."""
+    """float32 twice, then int8, one after the other as a user would, then both in groups of three processes,
+    interleaved (``profile f32 int8 --repeat 3``), in one store."""
     store = tmp_path_factory.mktemp("compare") / "results.db"
     ids = {}
-    models = (("f32_a", "mobilenet_f32"), ("f32_b", "mobilenet_f32"), ("int8", "mobilenet_int8"))
-    for key, name in (*models, ("int8_b", "mobilenet_int8")):
+    for key, name in (("f32_a", "mobilenet_f32"), ("f32_b", "mobilenet_f32"), ("int8", "mobilenet_int8")):
         ids[key] = edgeprof.profile(mobilenet / f"{name}.tflite", "local", store=store, **MEASURE).id
-    return {"store": store, **ids}
+    f32, int8 = edgeprof.profile_models(
+        [mobilenet / "mobilenet_f32.tflite", mobilenet / "mobilenet_int8.tflite"], repeat=3, store=store, **MEASURE
+    )
+    return {"store": store, **ids, "g_f32": f32.id, "g_int8": int8.id}
 
 
 def _record(store: Path, run_id: int) -> dict[str, Any]:
@@ -80,31 +84,28 @@ def test_float_and_int8_builds_differ_for_real(runs: dict[str, Any]) -> None:
     assert _compare_cli(runs, "f32_a", "int8", "--min-change", above)["verdict"] == NO_CHANGE
 
 
-def test_several_runs_a_side_measure_their_own_noise(runs: dict[str, Any]) -> None:
+def test_groups_a_side_measure_their_own_noise(runs: dict[str, Any]) -> None:
     done = run_cli(
-        "results",
-        "compare",
-        f"{runs['f32_a']},{runs['f32_b']}",
-        f"{runs['int8']},{runs['int8_b']}",
-        "--store",
-        str(runs["store"]),
-        "--json",
+        "results", "compare", f"g:{runs['g_f32']}", f"g:{runs['g_int8']}", "--store", str(runs["store"]), "--json"
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["a"]["ids"] == [runs["f32_a"], runs["f32_b"]] and len(result["b"]["run_medians_ms"]) == 2
-    assert result["significant"] is True
-    # The band is the spread of the run medians within a side (at least 2 %), not an assumed 10 %.
-    spreads = [max(m) / min(m) - 1 for m in (result["a"]["run_medians_ms"], result["b"]["run_medians_ms"])]
-    assert result["min_change"] == pytest.approx(max(0.02, *spreads))
-    assert "spread of run medians" in result["band_from"]
+    print(json.dumps({k: result[k] for k in ("change", "ci_low", "ci_high", "p_value", "min_change", "test")}))
+    assert len(result["a"]["ids"]) == 3 and len(result["b"]["run_medians_ms"]) == 3
+    assert result["significant"] is True and result["paired"] is True
+    # The band is what the process-level test needs for p < 0.05 given the spread between processes (at least
+    # 2 %), not an assumed 10 %; and the change lies beyond it.
+    assert result["min_change"] >= MIN_BAND and abs(result["change"]) > result["min_change"]
+    assert "process-to-process noise of 3+3 runs, paired by round" in result["band_from"]
     # Negative control: runs of one model whose medians spread by 30 % within each side; that spread now covers
     # the difference, so there is no significant change.
     a, b = _record(runs["store"], runs["f32_a"]), _record(runs["store"], runs["f32_b"])
-    noisy = compare(
-        [a, {**a, "samples_ms": [x * 1.3 for x in a["samples_ms"]]}],
-        [{**b, "samples_ms": [x * k for x in b["samples_ms"]]} for k in (1.2, 1.5)],
-    )
+
+    def scaled(record: dict[str, Any], k: float) -> dict[str, Any]:
+        lat = {key: v if key == "count" else v * k for key, v in record["latency_ms"].items()}
+        return {**record, "latency_ms": lat, "samples_ms": [x * k for x in record["samples_ms"]]}
+
+    noisy = compare([a, scaled(a, 1.3)], [scaled(b, k) for k in (1.2, 1.5)])
     assert noisy.verdict == NO_CHANGE and noisy.min_change > 0.1
     # and different models are never pooled on one side: that would average two things into one
     with pytest.raises(StoreError, match=r"side A .* mixes different models"):
@@ -155,9 +156,11 @@ def test_export_csv_and_json(runs: dict[str, Any], tmp_path: Path) -> None:
     done = run_cli("results", "export", "--store", store, "--format", "csv")
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
-    assert [int(r["id"]) for r in rows] == [runs["f32_a"], runs["f32_b"], runs["int8"], runs["int8_b"]]
     with open_store(runs["store"]) as db:
         stored = {r["id"]: r for r in db.profiles()}
+        int8_ids = [r["id"] for r in db.profiles(model="mobilenet_int8.tflite", newest_first=False)]
+    assert [int(r["id"]) for r in rows] == sorted(stored) and len(rows) == 9
+    assert [r["group_id"] for r in rows].count(str(runs["g_f32"])) == 3
     for row in rows:
         original = stored[int(row["id"])]
         assert float(row["p90_ms"]) == pytest.approx(original["p90_ms"])
@@ -168,7 +171,7 @@ def test_export_csv_and_json(runs: dict[str, Any], tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     exported = json.loads(out.read_text())
-    assert [r["id"] for r in exported] == [runs["int8"], runs["int8_b"]]
+    assert [r["id"] for r in exported] == int8_ids and runs["int8"] in int8_ids
     for record in exported:
         assert record["samples_ms"] == stored[record["id"]]["record"]["samples_ms"]
     samples = run_cli("results", "export", "--store", store, "--samples", "--model", "mobilenet_int8.tflite")

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import edgeprof
+from edgeprof import views
 from edgeprof.budget import Budget, check_store
 from edgeprof.compare import compare
 from edgeprof.energy import figure_of
@@ -44,7 +45,7 @@ def metered(models: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
             copied["energy"][key] *= factor
         store.add_profile(copied)
     store.close()
-    return {"store": str(store_path), "record": record, "config": str(config)}
+    return {"store": str(store_path), "record": record, "config": str(config), "summary": result.summary()}
 
 
 def _records(store: str, *ids: int) -> list[dict[str, Any]]:
@@ -57,6 +58,33 @@ def test_results_show_prints_the_figure_its_interval_and_the_meter(metered: dict
     assert done.returncode == 0, done.stderr
     assert "mJ/inference above idle (95 %)" in done.stdout and "± " in done.stdout
     assert "meter: shelly plug at 127.0.0.1:" in done.stdout and "clocks aligned to ±" in done.stdout
+
+
+def test_every_view_shows_the_same_energy_from_the_typed_record(metered: dict[str, Any]) -> None:
+    """The meter's figure lives in the typed record: it round-trips through the store unchanged, and profile,
+    results show, the report, compare and check all print it (and its interval) from there, in the same words."""
+    stored = _records(metered["store"], 1)[0]
+    typed = views.load(stored)
+    assert typed.to_dict() == stored and typed.energy is not None and typed.energy.origin() == "meter"
+    assert typed.energy.meter.kind == "shelly" and typed.energy.alignment.error_s is not None
+    assert typed.energy.u95() == stored["energy"]["mj_per_inference_u95"] and typed.energy.idle_w is not None
+    lines = views.energy_lines(typed)
+    assert lines[0].startswith("energy: ") and "(95 %)" in lines[0] and lines[1].startswith("  meter: shelly plug")
+    shown = run_cli("results", "show", "1", "--store", metered["store"])
+    for text in (metered["summary"], shown.stdout):
+        assert all(line in text.splitlines() for line in lines), text
+    cell = views.energy_cell(typed)  # "1.234 ± 0.05": the report's cell, compare's and check's figure
+    assert " ± " in cell
+    page = build_report(open_store(metered["store"])).html()
+    runs_table = page[page.index("<table id=runs>") : page.index("</table>", page.index("<table id=runs>"))]
+    assert f">{cell}</td>" in runs_table
+    compared = run_cli("results", "compare", "1", "3", "--store", metered["store"])
+    assert f"energy {cell} mJ -> {cell} mJ per inference (above idle)" in compared.stdout, compared.stdout
+    budget = Path(metered["store"]).with_name("energy.toml")
+    budget.write_text("[limits]\nenergy_mj = 1000\n")
+    checked = run_cli("check", "--budget", str(budget), "--from-store", "--store", metered["store"], "--json")
+    reasons = [c["reason"] for c in json.loads(checked.stdout)["checks"] if c["profile_id"] == 3]  # #3: as #1
+    assert reasons == [f"95% upper bound of {cell} mJ (above idle, meter)"], reasons
 
 
 def test_compare_judges_energy_by_the_interval_of_the_difference(metered: dict[str, Any]) -> None:

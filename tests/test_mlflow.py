@@ -119,3 +119,35 @@ def test_a_server_that_is_down_costs_the_upload_not_the_result(models: Path) -> 
     assert open_store().profile(1)["record"]["latency_ms"]["count"] >= 20
     export = run_cli("results", "export", "--mlflow", uri, timeout=120)
     assert export.returncode == 2 and "could not be reached" in export.stderr
+
+
+def test_a_group_is_one_parent_run_with_a_nested_run_per_process(mlflow_uri: str, models: Path) -> None:
+    """profile --repeat N --mlflow and results export both send a group as one parent run (the group's figures, as
+    views.group_lines shows them) with one nested run per process; an export never sends either twice."""
+    import edgeprof
+
+    edgeprof.profile(models / "float.tflite", repeat=2, runs=20, min_seconds=0, warmup_seconds=0, idle_seconds=0)
+    exported = run_cli("results", "export", "--mlflow", mlflow_uri)
+    assert exported.returncode == 0 and "sent 2 runs to MLflow" in exported.stderr, exported.stderr
+    done = run_cli("profile", str(models / "float.tflite"), *QUICK, "--repeat", "2", "--mlflow", mlflow_uri)
+    assert done.returncode == 0 and "logged group g:2 (2 runs) to MLflow run" in done.stderr, done.stderr
+    again = run_cli("results", "export", "--mlflow", mlflow_uri)
+    assert "sent 0 runs" in again.stderr and "4 were there already" in again.stderr, again.stderr
+    runs = _runs(mlflow_uri)
+    parents = {r.data.tags["edgeprof.store_group"]: r for r in runs if r.data.tags["edgeprof.kind"] == "profile-group"}
+    assert sorted(parents) == ["1", "2"], [r.data.tags for r in runs]
+    store = open_store()
+    for group_id, parent in parents.items():
+        group = store.group(int(group_id))
+        medians = sorted(r["record"]["latency_ms"]["median"] for r in group["runs"])
+        assert parent.data.metrics["runs"] == 2 and parent.data.metrics["latency_median_ms"] == pytest.approx(
+            sum(medians) / 2
+        )
+        assert parent.data.metrics["spread_max_over_min"] == pytest.approx(medians[1] / medians[0] - 1)
+        assert parent.data.tags["energy.source"] == "unavailable" and parent.data.tags["group"] == f"g:{group_id}"
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        stored = sorted(str(r["id"]) for r in group["runs"])
+        assert sorted(c.data.tags["edgeprof.store_run"] for c in children) == stored
+        assert sorted(c.data.tags["group.index"] for c in children) == ["1", "2"]
+        summary = _client(mlflow_uri).download_artifacts(parent.info.run_id, "summary.txt")
+        assert f"group g:{group_id}: 2 processes" in Path(summary).read_text()

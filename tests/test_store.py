@@ -53,6 +53,8 @@ INSERT INTO meta VALUES ('schema_version', '1');
 """
 
 V2_COLUMNS = {"models": {"inspection"}, "profiles": {"min_ms", "p95_ms", "machine"}, "compressions": {"is_baseline"}}
+V3_COLUMNS = {"profiles": {"group_id", "group_index"}}
+V3_TABLES = {"profile_groups"}
 
 
 @pytest.fixture(scope="session")
@@ -155,7 +157,7 @@ def test_a_new_store_is_one_wal_file_at_the_current_schema(tmp_path: Path, recor
     path = tmp_path / "results.db"
     with open_store(path) as db:
         run_id = db.add_profile(record)
-        assert db.schema_version() == schema.SCHEMA_VERSION == 2
+        assert db.schema_version() == schema.SCHEMA_VERSION == 3
         row = db.profile(run_id)
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -183,7 +185,7 @@ def test_a_v1_store_is_upgraded_in_place(tmp_path: Path, record: dict[str, Any])
     path = tmp_path / "old.db"
     _v1_store(path, record)
     with open_store(path) as db:
-        assert db.schema_version() == 2
+        assert db.schema_version() == schema.SCHEMA_VERSION
         rows = db.profiles(newest_first=False)
         assert [r["created_at"][:10] for r in rows] == ["2026-11-01", "2026-11-02", "2026-11-03"]
         for row in rows:  # old rows keep their figures and gain the new columns, filled from their records
@@ -199,7 +201,58 @@ def test_a_v1_store_is_upgraded_in_place(tmp_path: Path, record: dict[str, Any])
     # The upgraded file has exactly the tables and columns of a store created by this edgeprof.
     assert _columns(f"sqlite:///{path}") == _columns(f"sqlite:///{fresh}")
     with open_store(path) as db:  # opening again changes nothing
-        assert db.schema_version() == 2 and len(db.profiles()) == 4
+        assert db.schema_version() == schema.SCHEMA_VERSION and len(db.profiles()) == 4
+
+
+def _v2_store(path: Path, record: dict[str, Any]) -> None:
+    """A store as edgeprof wrote it before groups (schema 2): a v1 store taken through migration 2 alone."""
+    _v1_store(path, record)
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        for step in schema.MIGRATIONS[2]:
+            schema.run_migration(conn, step)
+        conn.execute(text("UPDATE meta SET value = '2' WHERE key = 'schema_version'"))
+    engine.dispose()
+
+
+def test_a_v2_store_gains_groups_and_its_old_runs_still_render(tmp_path: Path, record: dict[str, Any]) -> None:
+    path = tmp_path / "v2.db"
+    # The oldest records: what agent 0.2 wrote (no typed record, no stability, conditions, delegation or arena).
+    old = {k: v for k, v in record.items() if k not in ("record_version", "stability", "conditions", "delegation")}
+    old["memory"] = {k: v for k, v in record["memory"].items() if k != "tensor_arena"}
+    old["latency_ms"] = {k: v for k, v in record["latency_ms"].items() if k != "p95"}
+    old["agent_version"] = "0.2.0"
+    _v2_store(path, old)
+    assert _columns(f"sqlite:///{path}")["profiles"] >= {"min_ms", "p95_ms"} and "profile_groups" not in _columns(
+        f"sqlite:///{path}"
+    )
+    with open_store(path) as db:
+        assert db.schema_version() == 3
+        assert [r["group_id"] for r in db.profiles()] == [None, None, None]
+        group = db.create_group(record["model"], "local", 2, "batch-1")
+        db.add_profile({**record, "group": {"id": group, "index": 1, "of": 2, "batch": "batch-1"}})
+        db.finish_group(group)
+        found = db.group(group)
+        assert found["status"] == "complete" and [r["group_index"] for r in found["runs"]] == [1]
+    fresh = tmp_path / "fresh.db"
+    open_store(fresh).close()
+    assert _columns(f"sqlite:///{path}") == _columns(f"sqlite:///{fresh}")
+    # An old run opens and renders: what its agent did not measure says so, and no figure is invented.
+    done = run_cli("results", "show", "1", "--store", str(path))
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert "an older record" in text and "stability: not recorded (agent 0.2.0 ran no checks)" in text
+    assert "delegate: not recorded" in text and "tensor arena not recorded" in text
+    (row,) = [line for line in text.splitlines() if line.strip().startswith(_ms_start(record))]
+    assert row.split()[4] == "-"  # p95 (min, median, mean, p90, p95): the old agent did not compute it
+    listed = run_cli("results", "list", "--store", str(path))
+    assert listed.returncode == 0 and f"g:{group} 1/2" in listed.stdout
+
+
+def _ms_start(record: dict[str, Any]) -> str:
+    from edgeprof import _table
+
+    return _table.ms(record["latency_ms"]["min"])
 
 
 def test_a_failed_upgrade_leaves_the_old_store_untouched(tmp_path: Path, record: dict[str, Any]) -> None:
@@ -383,7 +436,7 @@ def pg_url() -> Any:
 
 def test_postgres_keeps_runs_like_sqlite(pg_url: str, record: dict[str, Any], models: Path) -> None:
     with open_store(pg_url) as db:
-        assert db.dialect == "postgresql" and db.schema_version() == 2
+        assert db.dialect == "postgresql" and db.schema_version() == schema.SCHEMA_VERSION
         run_id = db.add_profile(record)
         comp_id = db.add_compression(_manifest(record, []), record["model"])
         row = db.profile(run_id)
@@ -436,9 +489,12 @@ def test_postgres_takes_concurrent_writers(pg_url: str, record: dict[str, Any], 
 
 
 def test_postgres_v1_store_is_upgraded(pg_url: str, record: dict[str, Any]) -> None:
-    old = MetaData()  # the v1 tables: today's without the columns and index v2 added
+    old = MetaData()  # the v1 tables: today's without the tables and columns v2 and v3 added
     for table in schema.metadata.sorted_tables:
-        Table(table.name, old, *[c._copy() for c in table.columns if c.name not in V2_COLUMNS.get(table.name, ())])
+        if table.name in V3_TABLES:
+            continue
+        later = V2_COLUMNS.get(table.name, set()) | V3_COLUMNS.get(table.name, set())
+        Table(table.name, old, *[c._copy() for c in table.columns if c.name not in later])
     engine = create_engine(pg_url)
     with engine.begin() as conn:
         old.create_all(conn)
@@ -479,7 +535,7 @@ def test_postgres_v1_store_is_upgraded(pg_url: str, record: dict[str, Any]) -> N
         t.join()
     assert not errors
     with open_store(pg_url) as db:
-        assert db.schema_version() == 2
+        assert db.schema_version() == schema.SCHEMA_VERSION
         (row,) = db.profiles()
         assert row["min_ms"] == lat["min"] and row["machine"] == record["device"]["machine"]
     for table, columns in V2_COLUMNS.items():

@@ -9,8 +9,14 @@ from .protocol import INTERNAL, RUNTIME_MISSING, AgentError, Channel
 
 
 def hello(args, emit):
-    """Who the agent is and what this board offers: runtimes (probed), delegates, sensors, device facts."""
-    found, missing = runtimes.available()
+    """Who the agent is and what this board offers: runtimes (probed), delegates, sensors, device facts.
+
+    ``{"probe": false}`` skips probing the runtimes (``runtimes`` and ``delegates`` are then null): a profile
+    process needs only the versions and the device facts, and ``profile`` reports the runtime it used; probing
+    costs a few hundred ms a process, which ``--repeat`` would pay N times.
+    """
+    probe = args.get("probe", True) is not False
+    found, missing = runtimes.available() if probe else (None, None)
     snap = thermal.snapshot()
     snap.pop("_throttled_value", None)
     throttle_why = snap.pop("_throttled_why", None)
@@ -19,7 +25,7 @@ def hello(args, emit):
         "protocol": PROTOCOL_VERSION,
         "runtimes": found,
         "runtimes_missing": missing,
-        "delegates": runtimes.delegates(found),
+        "delegates": runtimes.delegates(found) if probe else None,
         "sensors": {
             "energy": energy.sensors_found(args),
             "thermal": {

@@ -13,43 +13,16 @@ The result's ``conditions`` hold what the run depended on beyond its options (``
 where, its rate and readings; ``threads``: requested, used, created) and ``stability`` the checks of stability.py.
 """
 
+import os
 import time
 
 import numpy as np
 
 from . import arena, energy, latency, memory, runtimes, sidecar, stability, stats, threads
 from . import inputs as inputs_mod
+from .defaults import DEFAULTS
 from .protocol import BAD_INPUT, BAD_REQUEST, AgentError
-
-DEFAULTS = {
-    "runtime": None,
-    "threads": None,
-    "delegate": "xnnpack",
-    "delegate_options": None,
-    "warmup_runs": 1,
-    "warmup_seconds": 0.5,
-    "runs": 50,
-    "min_seconds": 1.0,
-    "max_seconds": 150.0,
-    "pause_ms": 0.0,
-    "cpus": None,
-    "inputs": None,
-    "seed": 0,
-    "max_samples": 10000,
-    "energy": "auto",
-    "energy_command": None,
-    "energy_rate_hz": None,
-    "idle_seconds": 1.0,
-    "thermal_interval_s": 1.0,
-    "sampling": "sibling",  # where the power sampler and thermal watcher run: "sibling" or "in-process"
-    # A power meter on the host (edgeprof.meters): hold idle even without a sensor here, record the windows on
-    # CLOCK_MONOTONIC, run the measured loop (and an idle after it, up to idle_after_seconds) until the host
-    # signals that its meter has read enough.
-    "meter": False,
-    "hold": False,
-    "idle_after_seconds": 0.0,
-    "duty_cycle": None,  # share of the time the model runs (pauses in proportion to each run); None: back to back
-}
+from .record import RECORD_VERSION, ProfileRecord
 
 FIX_OPTIONS = "correct the option (edgeprof profile --help lists each with its range)"
 
@@ -243,76 +216,81 @@ def profile(args, emit):
         quiet.close()
 
     peaks = [p for p in (peak_load, peak_run) if p is not None]
-    result = {
-        "model_path": model,
-        "runtime": runtime.describe(),
-        "delegate": opts["delegate"] or "xnnpack",
-        "delegate_options": opts["delegate_options"],
-        "delegation": delegation,
-        "threads": opts["threads"],
-        "cpu_affinity": affinity,
-        "options": dict(
-            (k, opts[k])
-            for k in (
-                "warmup_runs",
-                "warmup_seconds",
-                "runs",
-                "min_seconds",
-                "max_seconds",
-                "pause_ms",
-                "cpus",
-                "seed",
-                "energy",
-                "energy_rate_hz",
-                "idle_seconds",
-                "thermal_interval_s",
-                "sampling",
-                "duty_cycle",
-            )
-        ),
-        "inputs": "data" if opts["inputs"] else "random",
-        "init_ms": load["load_ms"] + load["allocate_ms"],
-        "load_ms": load["load_ms"],
-        "allocate_ms": load["allocate_ms"],
-        "first_inference_ms": first_ms,
-        "warmup": {"runs": warm_runs, "seconds": w1 - w0, "mean_ms": warm_ms / warm_runs if warm_runs else None},
-        "latency_ms": stats.summarize(samples),
-        "measured_seconds": measured_s,
-        "duty": _duty(samples, measured_s, opts),
-        "windows": windows,
-        "memory": {
-            "peak_rss_kb": max(peaks) if peaks else None,
-            "peak_rss_load_kb": peak_load,
-            "peak_rss_inference_kb": peak_run,
-            "peak_reset_before_load": reset_load,
-            "peak_reset_before_inference": reset_run,
-            "rss_before_load_kb": rss_before,
-            "rss_after_load_kb": rss_loaded,
-            "rss_after_runs_kb": rss_after,
-            "model_rss_delta_kb": (rss_loaded - rss_before) if rss_loaded and rss_before else None,
-            "rss_allocate_delta_kb": load.get("rss_allocate_delta_kb"),
-            "tensor_arena": arena_info,
-            "board": memory.meminfo(),
-        },
-        "energy": energy_result,
-        "thermal": thermal_report,
-        "throttled": thermal_report["throttled"],
-        "conditions": {"sampler": sampler, "threads": threads_used},
+    summary = stats.summarize(samples)
+    memory_record = {
+        "peak_rss_kb": max(peaks) if peaks else None,
+        "peak_rss_load_kb": peak_load,
+        "peak_rss_inference_kb": peak_run,
+        "peak_reset_before_load": reset_load,
+        "peak_reset_before_inference": reset_run,
+        "rss_before_load_kb": rss_before,
+        "rss_after_load_kb": rss_loaded,
+        "rss_after_runs_kb": rss_after,
+        "model_rss_delta_kb": (rss_loaded - rss_before) if rss_loaded and rss_before else None,
+        "rss_allocate_delta_kb": load.get("rss_allocate_delta_kb"),
+        "tensor_arena": arena_info,
+        "board": memory.meminfo(),
     }
-    result["stability"] = stability.check(samples, result["latency_ms"], timer, threads_used, sampler)
     if not reset_load or not reset_run:
-        result["memory"]["peak_reset_problem"] = reset_load_why or reset_run_why
+        memory_record["peak_reset_problem"] = reset_load_why or reset_run_why
     limit = opts["max_samples"]
+    kept = {}
     if len(samples) <= limit:
-        result["samples_ms"] = [stats.round_ms(s) for s in samples]
+        kept["samples_ms"] = [stats.round_ms(s) for s in samples]
     else:
         # Very fast models give millions of runs: keep an evenly strided subset (it preserves drift over time)
         # and an exact histogram of all of them; the statistics above are always computed from every run.
         stride = len(samples) / float(limit)
-        result["samples_ms"] = [stats.round_ms(samples[int(i * stride)]) for i in range(limit)]
-        result["samples_subsampled"] = True
-        result["histogram"] = stats.histogram(samples)
-    return result
+        kept["samples_ms"] = [stats.round_ms(samples[int(i * stride)]) for i in range(limit)]
+        kept["samples_subsampled"] = True
+        kept["histogram"] = stats.histogram(samples)
+    record = ProfileRecord.build(
+        record_version=RECORD_VERSION,
+        model_path=model,
+        runtime=runtime.describe(),
+        delegate=opts["delegate"] or "xnnpack",
+        delegate_options=opts["delegate_options"],
+        delegation=delegation,
+        threads=opts["threads"],
+        cpu_affinity=affinity,
+        options=dict((k, opts[k]) for k in _RECORDED_OPTIONS),
+        inputs="data" if opts["inputs"] else "random",
+        init_ms=load["load_ms"] + load["allocate_ms"],
+        load_ms=load["load_ms"],
+        allocate_ms=load["allocate_ms"],
+        first_inference_ms=first_ms,
+        warmup={"runs": warm_runs, "seconds": w1 - w0, "mean_ms": warm_ms / warm_runs if warm_runs else None},
+        latency_ms=summary,
+        measured_seconds=measured_s,
+        duty=_duty(samples, measured_s, opts),
+        windows=windows,
+        memory=memory_record,
+        energy=energy_result,
+        thermal=thermal_report,
+        throttled=thermal_report["throttled"],
+        conditions={"sampler": sampler, "threads": threads_used, "process": {"pid": os.getpid()}},
+        stability=stability.check(samples, summary, timer, threads_used, sampler),
+        **kept,
+    )
+    return record.to_dict()
+
+
+_RECORDED_OPTIONS = (
+    "warmup_runs",
+    "warmup_seconds",
+    "runs",
+    "min_seconds",
+    "max_seconds",
+    "pause_ms",
+    "cpus",
+    "seed",
+    "energy",
+    "energy_rate_hz",
+    "idle_seconds",
+    "thermal_interval_s",
+    "sampling",
+    "duty_cycle",
+)
 
 
 def _duty(samples, window_s, opts):

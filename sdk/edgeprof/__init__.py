@@ -3,6 +3,7 @@
     import edgeprof
     result = edgeprof.profile("model.tflite", target="local")
     print(result.summary())
+    group = edgeprof.profile("model.tflite", repeat=5)  # five fresh agent processes, stored as one group
 
     recipe = edgeprof.Recipe(steps=[edgeprof.PruneStep(sparsity=0.5), edgeprof.QuantizeStep(mode="int8")])
     compressed = edgeprof.compress("model.keras", recipe, data="data.npz", out="compressed")
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 from .errors import EdgeprofError
 from .fleet import FleetResult, profile_fleet
-from .profile import ProfileOptions, ProfileResult, profile
+from .profile import ProfileGroup, ProfileOptions, ProfileResult, profile, profile_models
 from .targets import Target, resolve_target
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ else:
     from . import compress
 from .compress import (
     AutoencoderStep,
+    ChannelsStep,
     ClusterStep,
     CompressionResult,
     DistillStep,
@@ -48,6 +50,7 @@ from .compress import (
 
 __all__ = [
     "AutoencoderStep",
+    "ChannelsStep",
     "ClusterStep",
     "CompressionResult",
     "DistillStep",
@@ -56,6 +59,7 @@ __all__ = [
     "L1Step",
     "LowRankStep",
     "PCAStep",
+    "ProfileGroup",
     "ProfileOptions",
     "ProfileResult",
     "PruneStep",
@@ -70,6 +74,7 @@ __all__ = [
     "open_store",
     "profile",
     "profile_fleet",
+    "profile_models",
     "register_step",
     "resolve_target",
 ]

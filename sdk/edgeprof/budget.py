@@ -17,11 +17,16 @@ Every limit is an upper bound. A figure that was not measured (no power sensor, 
 accuracy from) is "unknown": reported with its reason, and a breach only with ``strict``.
 
 On a shared machine one measurement is one draw of a noisy process (5-12 % between two processes, FIELD-NOTES).
-With ``replicates=N`` (``edgeprof check --replicates N``) latency and energy limits apply to the one-sided 95 %
-upper confidence bound of the mean over the newest N runs of the model on the target (Student's t over the runs'
-figures; each run its own agent process), and peak memory to the largest of them: a model passes only when it is
-within budget with 95 % confidence, and a single lucky run cannot pass it. A single run whose energy has its own
-95 % interval (a power meter on the host) is checked the same way: by its one-sided 95 % upper bound.
+So checks work on groups of runs (``profile --repeat N``, each run its own agent process): latency and energy
+limits apply to the one-sided 95 % upper confidence bound of the mean over the runs (Student's t over the runs'
+figures), and peak memory to the largest of them: a model passes only when it is within budget with 95 %
+confidence, and a single lucky run cannot pass it. Which runs: with ``replicates=N`` (``check --repeat N``) the
+newest N runs of the model on the target, the missing ones profiled now as one group; without, the newest run and
+the rest of its group, and a model with no stored run is profiled as a group of ``DEFAULT_REPEAT`` processes. A
+lone run stored by ``profile`` without ``--repeat`` is checked as it is (one draw, no bound), and the note says so;
+but a lone run whose energy has its own 95 % interval (a power meter on the host) is checked by its one-sided 95 %
+upper bound. A group of metered runs is bounded over the runs' figures, like latency.
+Caveats of the runs (an emulated board, throttling) are in every row's note.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from .store.labels import Labels
 from .store.lineage import baseline_for, figures_of_merit, latest_by_model
 from .store.schema import is_baseline
 from .store.sql import energy_mj
+from .views import energy_line, load
 
 #: Confidence of the bound a replicated check compares with the limit (one-sided).
 CONFIDENCE = 0.95
@@ -290,9 +296,12 @@ def _figures(
             figures[key] = Figure(None, f"no profile run on {target}")
         return figures
     runs = tuple(int(p["id"]) for p in profiles)
-    throttled = "measured while the board throttled" if any(p["record"].get("throttled") for p in profiles) else ""
+    caveats = sorted({c for p in profiles for c in load(p["record"]).caveats()})
+    note = "; ".join(caveats)
+    if len(profiles) == 1:
+        note = "; ".join(n for n in ("one run, no bound: --repeat N (or profile --repeat N) for one", note) if n)
     for key, column in (("p90_ms", "p90_ms"), ("median_ms", "median_ms"), ("p99_ms", "p99_ms")):
-        figures[key] = _replicated([float(p[column]) for p in profiles], runs, "ms", ".3f", throttled)
+        figures[key] = _replicated([float(p[column]) for p in profiles], runs, "ms", ".3f", note)
     peaks = [p.get("peak_rss_kb") for p in profiles]
     if all(peaks):
         note = f"the largest of {len(peaks)} runs" if len(peaks) > 1 else ""
@@ -304,12 +313,13 @@ def _figures(
     if metered is not None and metered.u95 is not None:
         # One run with an interval (a meter): within budget only when its one-sided 95 % upper bound is.
         said = f"{CONFIDENCE:.0%} upper bound of {metered.text()}"
-        figures["energy_mj"] = Figure(metered.upper(), note=said, mean=metered.mj, runs=runs)
+        figures["energy_mj"] = Figure(metered.upper(), note="; ".join([said, *caveats]), mean=metered.mj, runs=runs)
     elif all(e is not None for e in energies):
-        figures["energy_mj"] = _replicated([float(e) for e in energies if e is not None], runs, "mJ", ".3f")
+        figures["energy_mj"] = _replicated([float(e) for e in energies if e is not None], runs, "mJ", ".3f", note)
     else:
-        energy = next((p["record"].get("energy") or {} for p in profiles if energy_mj(p["record"]) is None), {})
-        figures["energy_mj"] = Figure(None, f"no energy measurement ({energy.get('reason', 'no sensor')})")
+        without = next(load(p["record"]) for p in profiles if energy_mj(p["record"]) is None)
+        said = energy_line(without).removeprefix("energy: ")  # as profile and results show say it
+        figures["energy_mj"] = Figure(None, f"no energy measurement: {said}")
     return figures
 
 
@@ -348,6 +358,19 @@ def _accuracy_drop(store: Store, sha256: str, beside: dict[str, Any] | None = No
     return -merit.accuracy_diff_pp, f"{merit.accuracy_metric}{unit} against the {merit.baseline_accuracy_from}{where}"
 
 
+def _chosen_runs(rows: list[dict[str, Any]], replicates: int | None) -> list[dict[str, Any]]:
+    """From one model's runs on one target (newest first): the newest ``replicates``, or the newest run and the
+    other runs of its group."""
+    if replicates is not None:
+        return rows[:replicates]
+    if not rows:
+        return []
+    newest = rows[0]
+    if newest.get("group_id") is None:
+        return [newest]
+    return [r for r in rows if r.get("group_id") == newest["group_id"]]
+
+
 def check_store(
     budget: Budget,
     store: Store,
@@ -356,15 +379,14 @@ def check_store(
     target: str | None = None,
     since: str | None = None,
     strict: bool = False,
-    replicates: int = 1,
+    replicates: int | None = None,
 ) -> BudgetReport:
-    """Check the newest stored run (or ``replicates`` runs) of every model on every target, filtered like
-    ``edgeprof results list``."""
-    latest: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    """Check the newest stored group or run (or the newest ``replicates`` runs) of every model on every target,
+    filtered like ``edgeprof results list``."""
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in store.profiles(model=model, target=target, since=since):  # newest first
-        runs = latest.setdefault((row["model_sha256"], row["target"]), [])
-        if len(runs) < replicates:
-            runs.append(row)
+        runs.setdefault((row["model_sha256"], row["target"]), []).append(row)
+    latest = {key: _chosen_runs(rows, replicates) for key, rows in runs.items()}
     models = store.models({sha for sha, _ in latest})
     labels = Labels(store)
     checks = []
@@ -385,16 +407,19 @@ def check_model(
     strict: bool = False,
     profile_options: dict[str, Any] | None = None,
     say: Callable[[str], None] | None = None,
-    replicates: int = 1,
+    replicates: int | None = None,
 ) -> BudgetReport:
     """Check one .tflite file: its size now, its accuracy from its manifest, its runs on each target.
 
     Targets: ``targets``, else those the budget names, else those the model was profiled on, else ``local``.
-    A target with fewer than ``replicates`` stored runs of this exact file (same SHA-256) gets the missing ones
-    profiled now, each in its own agent process (``measure``: all of them anew); those runs are stored like any
-    other. The accuracy comes from the store's compression manifest, else from ``manifest.json`` beside the file.
+    The runs of this exact file (same SHA-256) on a target: the newest ``replicates`` (the missing ones profiled
+    now, as one group of fresh agent processes), else the newest run with the rest of its group; a target
+    without any (or every target with ``measure``) gets a new group of ``replicates`` or ``DEFAULT_REPEAT`` runs.
+    Those runs are stored like any other. The accuracy comes from the store's compression manifest, else from
+    ``manifest.json`` beside the file.
     """
     from .modelfile import open_tflite
+    from .profile import DEFAULT_REPEAT, profile
 
     info, _data = open_tflite(model)
     profiles = store.profiles(model=info.sha256)
@@ -404,16 +429,16 @@ def check_model(
     label = Labels(store).of(info.name, info.sha256, str(model), recipe=beside["recipe"] if beside else None)
     checks = []
     for tgt in chosen:
-        rows = [] if measure else [p for p in profiles if p["target"] == tgt][:replicates]
-        for index in range(len(rows), replicates):
-            from .profile import profile
-
+        rows = [] if measure else _chosen_runs([p for p in profiles if p["target"] == tgt], replicates)
+        wanted = replicates if replicates is not None else (len(rows) or DEFAULT_REPEAT)
+        missing = wanted - len(rows)
+        if missing > 0:
             if say is not None:
-                which = f" (run {index + 1} of {replicates})" if replicates > 1 else ""
-                say(f"profiling {info.name} on {tgt}{which}")
-            result = profile(model, tgt, store=store, **(profile_options or {}))
-            if result.id is not None:
-                rows.insert(0, store.profile(result.id))
+                more = f"{missing} more process(es) for {wanted}" if rows else f"{missing} process(es)"
+                say(f"profiling {info.name} on {tgt} ({more}, each a fresh agent)")
+            made = profile(model, tgt, store=store, repeat=missing, **(profile_options or {}))
+            new = made.runs if missing > 1 else [made]
+            rows = [store.profile(r.id) for r in reversed(new) if r.id is not None] + rows
         figures = _figures(info.size_bytes, info.gzip_bytes, rows, drop, tgt)
         checks += _evaluate(budget.limits_for(tgt), label, info.sha256, tgt, figures)
     return BudgetReport(checks, strict)

@@ -354,8 +354,9 @@ class Board:
     # -- the agent ----------------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def agent(self, timeout: float | None = None) -> Iterator[AgentSession]:
-        """A running agent that has answered ``hello``; stopped on exit, also on Ctrl-C (on the board too)."""
+    def agent(self, timeout: float | None = None, *, probe: bool = True) -> Iterator[AgentSession]:
+        """A running agent that has answered ``hello`` (``probe=False``: without probing the runtimes); stopped on
+        exit, also on Ctrl-C (on the board too)."""
         agent_path = self.ensure_agent()
         status = self.prepare()
         if int(status.get("used_bytes", 0)) > self.target.workdir_max_mb * 1024 * 1024:
@@ -369,7 +370,7 @@ class Board:
         limit = timeout if timeout is not None else max(60.0, self.target.command_timeout)
         session = AgentSession(process, board=self.target.name, timeout=limit)
         try:
-            session.start()
+            session.start(probe=probe)
             device = session.hello.setdefault("device", {})
             for key, value in self.device_facts().items():
                 device.setdefault(key, value)

@@ -1,9 +1,12 @@
 """Energy per inference as every view reads it: the figure, its 95 % interval where it has one, and comparisons.
 
-A run's energy comes from a power sensor on the board (the agent's figure: gross, no interval) or from a meter on
-the host (edgeprof.meters: above idle, with a 95 % interval). ``compare``, ``check`` and the report all read it
-through :func:`figure_of`, so a figure with an interval is judged with it: two runs differ only when the interval of
-their difference excludes zero, and a budget is met only when the one-sided 95 % upper bound is within it.
+A run's energy is the typed record's ``Energy`` (``edgeprof_agent/record.py``): from a power sensor on the board
+(the agent's figure: gross, no interval) or from a meter on the host (edgeprof.meters: above idle, with a 95 %
+interval). ``compare``, ``check`` and the report all read it through :func:`figure_of`, so a figure with an interval
+is judged with it: two runs differ only when the interval of their difference excludes zero, and a budget is met
+only when the one-sided 95 % upper bound is within it. With several runs a side (``profile --repeat``: each process
+metered on its own) the runs' figures are the sample: Student's t over them holds each run's noise and the
+run-to-run noise.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from edgeprof_agent.record import METER, ProfileRecord
 
 CONFIDENCE = 0.95
 
@@ -34,25 +39,20 @@ class EnergyFigure:
         return self.mj + float(t.ppf(confidence, dof)) * standard
 
     def text(self) -> str:
-        interval = f" ± {self.u95:.2g}" if self.u95 is not None else ""
-        return f"{self.mj:.4g}{interval} mJ ({self.basis}, {self.source})"
+        from .views import mj_text
+
+        return f"{mj_text(self.mj, self.u95)} mJ ({self.basis}, {self.source})"
 
 
-def figure_of(record: dict[str, Any]) -> EnergyFigure | None:
-    """The energy per inference of a stored record, or None when none was measured."""
-    energy = record.get("energy") or {}
-    if not energy.get("available"):
+def figure_of(record: ProfileRecord | dict[str, Any]) -> EnergyFigure | None:
+    """The energy per inference of a run (a typed record, or a stored one), or None when none was measured."""
+    rec = record if isinstance(record, ProfileRecord) else ProfileRecord.load(record)
+    energy = rec.energy
+    value = energy.mj() if energy is not None else None
+    if energy is None or value is None:
         return None
-    for key in ("mj_per_inference", "mj_per_inference_above_idle", "mj_per_inference_gross"):
-        value = energy.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            u95 = energy.get(f"{key}_u95") if key != "mj_per_inference_above_idle" else None
-            if key == "mj_per_inference":
-                u95 = energy.get("mj_per_inference_u95")
-            basis = energy.get("basis") or ("above idle" if key.endswith("above_idle") else "gross")
-            source = "meter" if energy.get("source") == "meter" else str(energy.get("sensor") or "sensor")
-            return EnergyFigure(float(value), float(u95) if u95 is not None else None, basis, source, energy.get("dof"))
-    return None
+    source = "meter" if energy.origin() == METER else str(energy.sensor or "sensor")
+    return EnergyFigure(value, energy.u95(), energy.basis_text(), source, energy.dof)
 
 
 @dataclass
@@ -69,13 +69,17 @@ class EnergyChange:
     significant: bool | None  # None: no interval to judge by
     verdict: str
     basis: str
+    a_runs: int = 1
+    b_runs: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def text(self) -> str:
-        def side(mj: float, u95: float | None) -> str:
-            return f"{mj:.4g}" + (f" ± {u95:.2g}" if u95 is not None else "")
+        from .views import mj_text
+
+        def side(mj: float, u95: float | None, runs: int) -> str:
+            return mj_text(mj, u95) + " mJ" + (f" (mean of {runs} runs)" if runs > 1 else "")
 
         interval = (
             f"; difference {self.difference_mj:+.3g} ± {self.difference_u95:.2g} mJ (95 %)"
@@ -83,8 +87,8 @@ class EnergyChange:
             else ""
         )
         return (
-            f"energy {side(self.a_mj, self.a_u95)} mJ -> {side(self.b_mj, self.b_u95)} mJ per inference "
-            f"({self.basis}): {self.verdict}{interval}"
+            f"energy {side(self.a_mj, self.a_u95, self.a_runs)} -> {side(self.b_mj, self.b_u95, self.b_runs)} "
+            f"per inference ({self.basis}): {self.verdict}{interval}"
         )
 
 
@@ -102,7 +106,7 @@ def _side(figures: list[EnergyFigure]) -> tuple[float, float | None]:
     return mean, float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
 
 
-def compare_energy(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]]) -> EnergyChange | None:
+def compare_energy(runs_a: list[Any], runs_b: list[Any]) -> EnergyChange | None:
     """None unless every run on both sides measured energy on one basis."""
     a = [figure_of(r) for r in runs_a]
     b = [figure_of(r) for r in runs_b]
@@ -129,4 +133,6 @@ def compare_energy(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]]) -
             verdict = f"{ratio:.2f}x the energy ({change:+.1%})" if ratio > 1 else f"{ratio:.2f}x ({change:+.1%})"
         else:
             verdict = "no significant change in energy per inference"
-    return EnergyChange(a_mj, b_mj, a_u, b_u, change, difference, u, significant, verdict, bases.pop())
+    return EnergyChange(
+        a_mj, b_mj, a_u, b_u, change, difference, u, significant, verdict, bases.pop(), len(figures_a), len(figures_b)
+    )

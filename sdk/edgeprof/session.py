@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from edgeprof_agent import PROTOCOL_VERSION
+
 from .errors import AgentError, TransportError
 from .transports.base import Process
-
-PROTOCOL_VERSION = 1
 
 EventHandler = Callable[[dict[str, Any]], None]
 
@@ -34,8 +34,10 @@ class AgentSession:
         self._ids = itertools.count(1)
         self.hello: dict[str, Any] = {}
 
-    def start(self) -> dict[str, Any]:
-        self.hello = self.call("hello")
+    def start(self, *, probe: bool = True) -> dict[str, Any]:
+        """``hello``; ``probe=False`` skips probing the board's runtimes (a profile process needs only the versions
+        and the device facts)."""
+        self.hello = self.call("hello", None if probe else {"probe": False})
         if self.hello.get("protocol") != PROTOCOL_VERSION:
             raise AgentError(
                 f"the agent on {self._board} speaks protocol {self.hello.get('protocol')}, "

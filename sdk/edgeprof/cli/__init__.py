@@ -23,9 +23,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import check, compress, demo, inspect, profile, report, results, targets
+    from . import check, compress, demo, inspect, profile, report, results, sensitivity, targets
 
-    for module in (compress, profile, results, demo, inspect, report, check, targets):
+    for module in (compress, sensitivity, profile, results, demo, inspect, report, check, targets):
         cli.add_command(module.command)
 
     def add_verbose(command: click.Command) -> None:

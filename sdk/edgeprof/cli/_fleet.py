@@ -20,7 +20,7 @@ from ._common import emit_json
 
 
 def run_fleet(
-    model: str,
+    model: str | list[str],
     targets: Sequence[Target],
     *,
     as_json: bool,
@@ -38,14 +38,16 @@ def run_fleet(
         emit_json(fleet.to_dict())
     else:
         click.echo(fleet.summary())
-    if mlflow_uri:
-        from .profile import to_mlflow
+    from .profile import to_mlflow, warn_meters
 
-        to_mlflow([o.result for o in fleet.outcomes if o.result is not None], mlflow_uri, store)
+    groups = [g for o in fleet.outcomes for g in o.groups]
+    warn_meters(groups)
+    if mlflow_uri:
+        to_mlflow(groups, mlflow_uri, store)
     if not fleet.ok:
         failed = ", ".join(o.target for o in fleet.failures)
-        stored = sum(1 for o in fleet.outcomes if o.result is not None and o.result.id is not None)
-        kept = f"the results of the other {stored} are stored" if stored else "no result was stored"
+        stored = sum(1 for r in fleet.results if r.id is not None)
+        kept = f"{stored} run(s) are stored" if stored else "no result was stored"
         click.echo(
             f"edgeprof: error: {len(fleet.failures)} of {len(fleet.outcomes)} boards failed ({failed}); {kept}",
             err=True,

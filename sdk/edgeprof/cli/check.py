@@ -6,6 +6,7 @@ import fnmatch
 
 import click
 
+from ..profile import DEFAULT_REPEAT
 from . import _progress
 from ._common import emit_json, json_option, store_option
 
@@ -29,12 +30,16 @@ BREACH_EXIT = 1
 @click.option("--runs", type=click.IntRange(min=1), default=100, show_default=True, help="Runs when profiling.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads when profiling.")
 @click.option(
+    "-r",
+    "--repeat",
     "--replicates",
+    "replicates",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Runs per target (the newest stored, the missing ones profiled now, each in a fresh agent): latency and "
-    "energy limits then apply to the 95%% upper confidence bound of their mean, peak memory to the largest run.",
+    default=None,
+    help="Runs per target: the newest N stored, the missing ones profiled now as one group of fresh agents "
+    "[the newest run and the rest of its group; a model with none is profiled in "
+    f"{DEFAULT_REPEAT} processes]. Latency and energy limits apply to the 95%% upper confidence bound of the "
+    "runs' mean, peak memory to the largest run.",
 )
 @click.option("--strict", is_flag=True, help="A limit whose figure was not measured counts as a breach.")
 @json_option
@@ -49,7 +54,7 @@ def command(
     measure: bool,
     runs: int,
     threads: int | None,
-    replicates: int,
+    replicates: int | None,
     strict: bool,
     as_json: bool,
     store: str,
@@ -57,16 +62,17 @@ def command(
     """Check a model, or the stored results, against a budget; exit 1 on any breach.
 
     Limits (upper bounds, per target): p90_ms, median_ms, p99_ms, peak_memory_mib, energy_mj, gzip_kib, size_kib,
-    accuracy_drop_pp. Latency, memory and energy come from the newest stored run of the model on each target;
-    MODEL is profiled first on targets where it has none (or everywhere with --measure). Accuracy comes from the
-    compression manifest (in the store, or manifest.json beside MODEL). On a shared CI runner give --replicates:
-    one run is one noisy draw. Exit codes: 0 all limits met, 1 a limit broken, 2 an error.
+    accuracy_drop_pp. Latency, memory and energy come from the newest stored group of runs of the model on each
+    target ('profile --repeat N'; a lone run counts as it is); MODEL is profiled first, in fresh agent processes,
+    on targets where it has none (or everywhere with --measure). Accuracy comes from the compression manifest (in
+    the store, or manifest.json beside MODEL). One run is one noisy draw: the bound needs several.
+    Exit codes: 0 all limits met, 1 a limit broken, 2 an error.
 
     \b
     Examples:
       edgeprof check --budget budget.toml model.tflite
       edgeprof check --budget budget.toml model.tflite --target local --measure --json
-      edgeprof check --budget budget.toml model.tflite --replicates 5     # gate on a 95% bound, not one run
+      edgeprof check --budget budget.toml model.tflite --repeat 5      # the newest 5 runs: a 95% bound
       edgeprof check --budget budget.toml --from-store --since 1d
     """
     from ..budget import Budget, BudgetError, check_model, check_store

@@ -42,6 +42,20 @@ from ._common import emit_json, json_option, mlflow_option, said_to_mlflow, stor
     show_default=True,
     help="Pruning structure: unstructured, or M:N such as 2:4 (M zeros in every N weights; the sparsity is M/N).",
 )
+@click.option(
+    "--policy",
+    type=click.Choice(["all", "xnnpack"]),
+    default="all",
+    show_default=True,
+    help="With --prune: xnnpack prunes only the 1×1 convolutions XNNPACK's sparse inference runs "
+    "(TF-MOT's PruneForLatencyOnXNNPack) and stores them sparse; float32 only.",
+)
+@click.option(
+    "--channels",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=None,
+    help="Remove this fraction of the output channels of each Conv/Dense layer (structured; fewer MACs).",
+)
 @click.option("--cluster", type=click.IntRange(2, 256), default=None, help="Cluster weights into N values.")
 @click.option(
     "--quantize",
@@ -90,6 +104,13 @@ from ._common import emit_json, json_option, mlflow_option, said_to_mlflow, stor
     "one, or a class or function. MODULE is looked for in the current folder, then the model's folder, then the "
     "Python path; or give a file: path/to/layers.py:ATTR.",
 )
+@click.option(
+    "--latency/--no-latency",
+    default=None,
+    help="Profile the float32 baseline and the compressed model on --target and record compare's verdict in the "
+    "manifest [on for channels and --policy xnnpack, off otherwise].",
+)
+@click.option("--target", default="local", show_default=True, help="Where the latency verdict is measured.")
 @mlflow_option
 @json_option
 @store_option
@@ -100,6 +121,8 @@ def command(
     recipe_file: str | None,
     prune: float | None,
     structure: str,
+    policy: str,
+    channels: float | None,
     cluster: int | None,
     quantize: str | None,
     int8_io: bool,
@@ -113,6 +136,8 @@ def command(
     loss: str | None,
     metric: str | None,
     custom_objects: tuple[str, ...],
+    latency: bool | None,
+    target: str,
     mlflow_uri: str | None,
     as_json: bool,
     store: str,
@@ -128,13 +153,19 @@ def command(
       edgeprof compress model.keras -o out --data data.npz --quantize int8
       edgeprof compress model.h5 -o out --data builtin:digits --prune 0.8 --cluster 16 --quantize pcqat
       edgeprof compress model.keras -o out --data data.npz --prune 0.5 --structure 2:4
+      edgeprof compress model.keras -o out --data data.npz --channels 0.5 --quantize int8
+      edgeprof compress mobilenet.keras -o out --data data.npz --prune 0.8 --policy xnnpack --target pi5
       edgeprof compress model.keras -o out --data data.npz --quantize dynamic --runtime tflite-runtime-2.14
       edgeprof compress model.keras -o out --data data.npz --recipe examples/recipes/prune-cluster-int8.toml
       edgeprof compress autoencoder.h5 -o out --data machine.npz --quantize int8 --task reconstruction
       edgeprof compress kws.h5 -o out --data kws.npz --quantize int8 --custom-objects my_layers:CUSTOM_OBJECTS
     """
-    step_flags = (prune, cluster, quantize, epochs, batch_size, learning_rate, representative_samples)
-    if recipe_file and (any(v is not None for v in step_flags) or int8_io or structure != "unstructured"):
+    step_flags = (prune, channels, cluster, quantize, epochs, batch_size, learning_rate, representative_samples)
+    if policy != "all" and prune is None:
+        raise RecipeError("--policy applies to --prune", "add --prune 0.8 (XNNPACK needs at least 2/3 zeros)")
+    if recipe_file and (
+        any(v is not None for v in step_flags) or int8_io or structure != "unstructured" or policy != "all"
+    ):
         raise RecipeError(
             "--recipe cannot be combined with the step flags (--prune, --cluster, --quantize, --epochs, ...)",
             "put every step in the recipe file",
@@ -158,6 +189,8 @@ def command(
             batch_size=batch_size,
             learning_rate=learning_rate,
             runtime=runtime,
+            channels=channels,
+            policy=policy,
         )
     task = _task_option(tasks)
     with _progress.display(not as_json) as shown:
@@ -184,6 +217,8 @@ def command(
                 store=store,
                 progress=None if as_json else lines,
                 custom_objects=list(custom_objects) or None,
+                latency=latency,
+                target=target,
             )
     if as_json:
         emit_json(result.manifest)

@@ -7,9 +7,11 @@ from typing import Any
 
 import click
 
+from edgeprof_agent.defaults import DEFAULTS, HOST_DEFAULTS
+
 from ..deploy import DEFAULT_WAIT_SECONDS
 from ..errors import EdgeprofError
-from ..profile import ProfileOptions, profile
+from ..profile import DEFAULT_REPEAT, ProfileOptions, profile_models
 from ..targets import select_targets
 from . import _progress
 from ._common import emit_json, json_option, mlflow_option, said_to_mlflow, store_option
@@ -17,7 +19,7 @@ from .targets import config_option
 
 
 @click.command("profile")
-@click.argument("model", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str))
 @click.option(
     "-t",
     "--target",
@@ -27,37 +29,56 @@ from .targets import config_option
     help="Target(s) to measure on: names, globs ('lab-*') or groups; repeat or comma-separate for a fleet.",
 )
 @click.option(
-    "-n", "--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Minimum number of measured runs."
+    "-r",
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help=f"Measure each model in this many fresh agent processes, stored as one group (several models: "
+    f"interleaved a, b, a, b, ...). One process cannot measure the process-to-process noise; {DEFAULT_REPEAT} "
+    "bounds it (see README).",
+)
+@click.option(
+    "-n",
+    "--runs",
+    type=click.IntRange(min=1),
+    default=DEFAULTS["runs"],
+    show_default=True,
+    help="Minimum number of measured runs.",
 )
 @click.option(
     "--warmup",
     "warmup_runs",
     type=click.IntRange(min=0),
-    default=1,
+    default=DEFAULTS["warmup_runs"],
     show_default=True,
     help="Minimum number of warm-up runs.",
 )
 @click.option(
-    "--warmup-seconds", type=click.FloatRange(min=0), default=0.5, show_default=True, help="Minimum warm-up time."
+    "--warmup-seconds",
+    type=click.FloatRange(min=0),
+    default=DEFAULTS["warmup_seconds"],
+    show_default=True,
+    help="Minimum warm-up time.",
 )
 @click.option(
     "--min-seconds",
     type=click.FloatRange(min=0),
-    default=1.0,
+    default=DEFAULTS["min_seconds"],
     show_default=True,
     help="Keep measuring until at least this long has passed.",
 )
 @click.option(
     "--max-seconds",
     type=click.FloatRange(min=0.001),
-    default=150.0,
+    default=DEFAULTS["max_seconds"],
     show_default=True,
     help="Stop measuring after this long, even before --runs.",
 )
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads [runtime default].")
 @click.option(
     "--delegate",
-    default="xnnpack",
+    default=DEFAULTS["delegate"],
     show_default=True,
     help="xnnpack, none, edgetpu, or a path to an external delegate library.",
 )
@@ -78,22 +99,24 @@ from .targets import config_option
 @click.option(
     "--pause-ms",
     type=click.FloatRange(min=0),
-    default=0.0,
+    default=DEFAULTS["pause_ms"],
     show_default=True,
     help="Pause between measured runs (a duty cycle, e.g. 100 for a 10 fps camera).",
 )
 @click.option(
     "--duty-cycle",
     type=click.FloatRange(0, 1, min_open=True),
-    default=None,
+    default=DEFAULTS["duty_cycle"],
     help="Share of the time the model runs, e.g. 0.1: each run is followed by a pause nine times its length "
     "[back to back].",
 )
 @click.option("--cpus", default=None, metavar="LIST", help="Pin the agent to these CPUs, e.g. 0,1 or 4-7.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random inputs.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=DEFAULTS["seed"], show_default=True, help="Seed of the random inputs."
+)
 @click.option(
     "--energy",
-    default="auto",
+    default=DEFAULTS["energy"],
     show_default=True,
     help="Power sensor: auto, off, jetson-ina3221, rpi5-pmic, ina2xx, battery, rapl, hwmon or command.",
 )
@@ -113,21 +136,22 @@ from .targets import config_option
 @click.option(
     "--idle-seconds",
     type=click.FloatRange(min=0),
-    default=1.0,
+    default=DEFAULTS["idle_seconds"],
     show_default=True,
     help="Measure idle power this long before the model loads (0: skip, no above-idle figure).",
 )
 @click.option(
     "--meter/--no-meter",
     "use_meter",
-    default=True,
+    default=HOST_DEFAULTS["use_meter"],
     show_default=True,
-    help="Read the target's power meter on the host ([targets.NAME.meter] in the config), if it has one.",
+    help="Read the target's power meter on the host ([targets.NAME.meter] in the config), if it has one; with "
+    "--repeat each process is metered on its own.",
 )
 @click.option(
     "--energy-precision",
     type=click.FloatRange(0.1, 100),
-    default=5.0,
+    default=HOST_DEFAULTS["energy_precision"] * 100,
     show_default=True,
     metavar="PERCENT",
     help="With a meter: run until energy per inference is known to ±PERCENT (95 % interval), or --max-seconds.",
@@ -152,8 +176,9 @@ from .targets import config_option
 @store_option
 @config_option
 def command(
-    model: str,
+    models: tuple[str, ...],
     target: tuple[str, ...],
+    repeat: int,
     runs: int,
     warmup_runs: int,
     warmup_seconds: float,
@@ -180,17 +205,24 @@ def command(
     as_json: bool,
     store: str,
 ) -> None:
-    """Measure a TFLite model's latency, memory and energy on a target.
+    """Measure TFLite models' latency, memory and energy on a target.
+
+    With --repeat N each model is measured in N fresh agent processes (one connection and one upload for all of
+    them) and stored as one group: the summary shows the median of the run medians and the spread between
+    processes. Several models are interleaved round by round (a, b, a, b, ...), so drift hits each alike.
 
     \b
     Examples:
       edgeprof profile model.tflite
       edgeprof profile model.tflite --runs 200 --threads 2 --json
+      edgeprof profile model.tflite --repeat 5                           # 5 processes, one group
+      edgeprof profile a.tflite b.tflite --repeat 5                       # a, b, a, b, ... then compare g:1 g:2
       edgeprof profile model.tflite --delegate none --min-seconds 5
       edgeprof profile model.tflite --eval data.npz
       edgeprof profile model.tflite --pause-ms 100 --cpus 0 --threads 1
       edgeprof profile model.tflite --energy-command "meter --watts"
       edgeprof profile model.tflite --target kitchen-pi --duty-cycle 0.1 --energy-precision 3
+      edgeprof profile model.tflite --repeat 5 --mlflow http://mlflow.lab:5000
       edgeprof profile model.tflite --target kitchen-pi
       edgeprof profile model.tflite --target 'lab-*' --target jetson-1    # a fleet, in parallel
     """
@@ -222,7 +254,9 @@ def command(
         from ._fleet import run_fleet
 
         kwargs = {"options": options, "inputs": inputs, "eval_data": eval_data, "wait_seconds": wait_seconds}
-        code = run_fleet(model, chosen, as_json=as_json, store=store, mlflow_uri=mlflow_uri, **kwargs)
+        code = run_fleet(
+            list(models), chosen, as_json=as_json, store=store, repeat=repeat, mlflow_uri=mlflow_uri, **kwargs
+        )
         click.get_current_context().exit(code)
     with _progress.display(not as_json) as shown:
         say = _progress.say_line(shown)
@@ -233,9 +267,10 @@ def command(
                 limit = "for ever" if wait_seconds == float("inf") else f"at most {wait_seconds:g} s, --wait-seconds"
                 say(f"waiting for {board}, held by {event.get('holder')} ({limit})")
 
-        result = profile(
-            model,
+        groups = profile_models(
+            models,
             chosen[0],
+            repeat=repeat,
             options=options,
             inputs=inputs,
             eval_data=eval_data,
@@ -244,33 +279,66 @@ def command(
             on_progress=shown,
             wait_seconds=wait_seconds,
         )
-    if as_json:
-        emit_json(result.to_dict())
-    else:
-        click.echo(result.summary())
-        click.echo(f"stored as profile run {result.id}")
-    _warn_meter(result.target, result.energy)
+    _show(groups, repeat, as_json)
+    warn_meters(groups)
     if mlflow_uri:
-        to_mlflow([result], mlflow_uri, store)
+        to_mlflow(groups, mlflow_uri, store)
 
 
-def to_mlflow(results: list[Any], uri: str, store: str) -> None:
-    """Send stored results to MLflow; a server that fails costs only the upload (a TrackingError line, exit 2)."""
+def _show(groups: list[Any], repeat: int, as_json: bool) -> None:
+    if repeat == 1:
+        results: list[Any] = [g.runs[0] for g in groups]
+        if as_json:
+            emit_json(results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results])
+            return
+        for i, result in enumerate(results):
+            click.echo(("\n" if i else "") + result.summary())
+            click.echo(f"stored as profile run {result.id}" if result.id is not None else "not stored (--store)")
+        return
+    if as_json:
+        emit_json(groups[0].to_dict() if len(groups) == 1 else [g.to_dict() for g in groups])
+        return
+    for i, group in enumerate(groups):
+        click.echo(("\n" if i else "") + group.summary())
+        ids = ", ".join(str(r.id) for r in group.runs)
+        click.echo(f"stored as group g:{group.id} (profile runs {ids})")
+    if len(groups) == 2:
+        a, b = groups
+        click.echo(f"\ncompare them: edgeprof results compare g:{a.id} g:{b.id}")
+
+
+def to_mlflow(groups: list[Any], uri: str, store: str) -> None:
+    """Send what was just stored to MLflow: a lone run as one MLflow run, a ``--repeat`` group as a parent run
+    with one nested run per process. A server that fails costs only the upload (a TrackingError line, exit 2)."""
     from .. import tracking
     from ..store import using_store
 
     tracker = tracking.Tracker(uri)
     with using_store(store) as db:
-        for result in results:
-            run = tracking.log_profile(tracker, result.to_dict(), store=db, summary=result.summary())
-            said_to_mlflow(f"profile run {result.id}", run, uri)
+        for group in groups:
+            if not group.runs:
+                continue
+            if group.planned == 1:
+                result = group.runs[0]
+                run = tracking.log_profile(tracker, result.record, store=db, summary=result.summary())
+                said_to_mlflow(f"profile run {result.id}", run, uri)
+            else:
+                run = tracking.log_group(tracker, group.records, group.info(), store=db, summary=group.summary())
+                said_to_mlflow(f"group g:{group.id} ({len(group.runs)} runs)", run, uri)
 
 
-def _warn_meter(target: str, energy: dict[str, Any]) -> None:
+def warn_meters(groups: list[Any]) -> None:
     """A meter that could not give a figure is said on stderr too: --json and CI logs must not hide it."""
-    if energy.get("source") == "meter" and not energy.get("available"):
-        fix = f"; {energy['fix']}" if energy.get("fix") else ""
-        click.echo(f"edgeprof: warning: {target}: energy unavailable: {energy.get('reason')}{fix}", err=True)
+    seen: set[str] = set()
+    for group in groups:
+        for result in group.runs:
+            energy = result.record.energy
+            if energy is None or energy.origin() != "meter" or energy.mj() is not None:
+                continue
+            line = f"{result.target}: energy unavailable: {energy.reason}" + (f"; {energy.fix}" if energy.fix else "")
+            if line not in seen:
+                seen.add(line)
+                click.echo(f"edgeprof: warning: {line}", err=True)
 
 
 def _key_values(pairs: tuple[str, ...]) -> dict[str, str] | None:

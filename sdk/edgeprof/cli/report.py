@@ -30,6 +30,13 @@ from ._common import emit_json, json_option, store_option
     type=click.Path(dir_okay=False),
     help="Colour figures by this budget (TOML, as for 'edgeprof check') and list its checks.",
 )
+@click.option(
+    "--sensitivity",
+    "sensitivity",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="A scan from 'edgeprof sensitivity' to draw as a heat map (repeatable).",
+)
 @json_option
 @store_option
 def command(
@@ -39,6 +46,7 @@ def command(
     target: str | None,
     since: str | None,
     budget_file: str | None,
+    sensitivity: tuple[str, ...],
     as_json: bool,
     store: str,
 ) -> None:
@@ -60,7 +68,9 @@ def command(
     from ..store import using_store
 
     with using_store(store) as db, _progress.bar("drawing plots", enabled=not as_json) as step:
-        report = build_report(db, model=model, target=target, since=since, budget=budget_file, progress=step)
+        report = build_report(
+            db, model=model, target=target, since=since, budget=budget_file, progress=step, sensitivity=sensitivity
+        )
     Path(out).write_text(report.html(), encoding="utf-8")
     written = report.write_pngs(png_dir) if png_dir else []
     if as_json:

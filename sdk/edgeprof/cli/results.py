@@ -10,11 +10,10 @@ from typing import Any
 
 import click
 
-from .. import _table
+from .. import _table, views
 from ..store import using_store
 from ..store.labels import Labels, model_label
 from ..store.lineage import describe_baseline
-from ..store.sql import energy_mj
 from . import _progress
 from ._common import emit_json, json_option, store_option
 
@@ -23,12 +22,16 @@ from ._common import emit_json, json_option, store_option
 def command() -> None:
     """List, show, compare and export stored runs.
 
+    Runs are named by their id (3), groups of runs made by 'profile --repeat' by g: and theirs (g:2).
+
     \b
     Examples:
       edgeprof results list
       edgeprof results list --target local --since 2d --json
       edgeprof results list --compressions
       edgeprof results show 3
+      edgeprof results show g:2
+      edgeprof results compare g:1 g:2
       edgeprof results compare 3 4
       edgeprof results export --format csv -o runs.csv
     """
@@ -119,23 +122,38 @@ def list_runs(
         return
     click.echo(
         _table.table(
-            ["id", "when (UTC)", "model", "sha256", "target", "runtime", "threads", "median ms", "p90 ms", "peak RSS"],
+            [
+                "id",
+                "group",
+                "when (UTC)",
+                "model",
+                "sha256",
+                "target",
+                "runtime",
+                "threads",
+                "median ms",
+                "p90 ms",
+                "peak RSS",
+                "note",
+            ],
             [
                 [
                     r["id"],
+                    _group_cell(r),
                     _when(r["created_at"]),
                     labels.of_profile(r),
                     r["model_sha256"][:12],
-                    r["target"] + (" (throttled)" if r["throttled"] else ""),
+                    r["target"],
                     f"{r['runtime']} {r['runtime_version']}",
                     r["threads"] or "default",
                     _table.ms(r["median_ms"]),
                     _table.ms(r["p90_ms"]),
                     _table.size(r["peak_rss_kb"] * 1024 if r["peak_rss_kb"] else None),
+                    views.caveat_note(views.load(r["record"])).replace(" during the run", "")[:60],
                 ]
                 for r in rows
             ],
-            align="rllllllrrr",
+            align="rlllllllrrrl",
         )
     )
 
@@ -144,80 +162,88 @@ def _when(created_at: str) -> str:
     return created_at[:19].replace("T", " ")
 
 
-def _profile_text(row: dict[str, Any]) -> str:
-    rec = row["record"]
-    lat = rec["latency_ms"]
-    dev = rec.get("device") or {}
-    mem = rec.get("memory") or {}
-    rt = rec.get("runtime") or {}
-    energy = rec.get("energy")
-    lines = [
-        f"profile run {row['id']}, {_when(row['created_at'])} UTC, edgeprof {rec.get('edgeprof_version')}",
-        f"model    {rec['model']['name']} ({_table.size(rec['model']['size_bytes'])}, "
-        f"{_table.size(rec['model']['gzip_bytes'])} gzipped), sha256 {rec['model']['sha256']}",
-        f"target   {rec['target']}: {dev.get('hostname', '?')}, {dev.get('machine', '?')}, "
-        f"{dev.get('os') or dev.get('system') or '?'}",
-        f"agent    {rec.get('agent_version')}, runtime {rt.get('name')} {rt.get('version')}, delegate "
-        f"{rec.get('delegate')}, threads {rec.get('threads') or 'default'}, inputs {rec.get('inputs', '?')}",
-        f"runs     {lat['count']} in {rec.get('measured_seconds', 0):.2f} s"
-        + (f" ({len(rec.get('samples_ms') or [])} samples kept)" if rec.get("samples_subsampled") else ""),
-        "",
-        _table.table(
-            ["latency (ms)", "min", "median", "mean", "p90", "p99", "max", "std"],
-            [["", *(_table.ms(lat.get(k)) for k in ("min", "median", "mean", "p90", "p99", "max", "std"))]],
-        ),
-        "",
-        f"init {_table.ms(rec.get('init_ms'))} ms, first inference {_table.ms(rec.get('first_inference_ms'))} ms, "
-        f"peak RSS {_table.size(mem['peak_rss_kb'] * 1024 if mem.get('peak_rss_kb') else None)}",
-    ]
-    if energy is not None and energy.get("source") == "meter":
-        from ..meters import words
+def _group_cell(row: dict[str, Any]) -> str:
+    """``g:2 3/5``: the group of a run and its round, or empty for a lone run."""
+    if row.get("group_id") is None:
+        return ""
+    of = ((row.get("record") or {}).get("group") or {}).get("of")
+    return f"g:{row['group_id']} {row.get('group_index')}/{of}" if of else f"g:{row['group_id']}"
 
-        lines += [f"energy   {line[len('energy: '):]}" if line.startswith("energy: ") else f"       {line}"
-                  for line in words.lines(energy)]  # fmt: skip
-    elif energy is not None:
-        value = energy_mj(rec)
-        lines.append(
-            f"energy   {value:.3f} mJ/inference"
-            if value is not None
-            else f"energy   unavailable ({energy.get('reason', 'no sensor')})"
-        )
-    if rec.get("throttled") is not None:
-        lines.append(f"thermal  {'THROTTLED during the run' if rec['throttled'] else 'not throttled'}")
-    elif rec.get("thermal"):
-        lines.append(f"thermal  throttling unknown ({rec['thermal'].get('throttle_reason', 'no source')})")
+
+def _profile_text(row: dict[str, Any]) -> str:
+    """A stored run: when and by which edgeprof, then exactly what ``profile`` printed (views.run_lines)."""
+    rec = views.load({**row["record"], "id": row["id"]})
+    head = f"profile run {row['id']}, {_when(row['created_at'])} UTC, edgeprof {rec.edgeprof_version}"
+    if rec.record_version == 0:
+        head += f" (an older record: what agent {rec.agent_version} did not measure says 'not recorded')"
+    lines = [head, *views.run_lines(rec)]
+    if row.get("group_id") is not None:
+        group = rec.group
+        where = f"run {group.index} of {group.of}" if group is not None else "a run"
+        lines.append(f"{where} of group g:{row['group_id']} ('edgeprof results show g:{row['group_id']}')")
     return "\n".join(lines)
 
 
+def _group_text(found: dict[str, Any], labels: Labels) -> str:
+    """A stored group as ``profile --repeat`` printed it (views.group_lines)."""
+    records = [views.load({**r["record"], "id": r["id"]}) for r in found["runs"]]
+    partners = [f"g:{p['id']} {p['model_name']}" for p in found["partners"]]
+    error = (found.get("record") or {}).get("error")
+    if found["status"] == "running":
+        error = error or "still running, or its edgeprof process was killed before it could say why it stopped"
+    info = views.GroupInfo(found["id"], found["planned"], error, partners)
+    label = labels.of_profile(found["runs"][0]) if found["runs"] else found["model_name"]
+    head = f"group g:{found['id']}, {_when(found['created_at'])} UTC: {label} on {found['target']}, {found['status']}"
+    return "\n".join([head, *views.group_lines(records, info)])
+
+
 @command.command("show")
-@click.argument("run_id", type=int)
-@click.option("--compression", "is_compression", is_flag=True, help="RUN_ID is a compression run.")
+@click.argument("run_id", metavar="RUN")
+@click.option("--compression", "is_compression", is_flag=True, help="RUN is a compression run.")
 @json_option
 @store_option
-def show(run_id: int, is_compression: bool, as_json: bool, store: str) -> None:
-    """One run: its conditions and figures (--json: everything recorded, raw samples included).
+def show(run_id: str, is_compression: bool, as_json: bool, store: str) -> None:
+    """One run (3) or group (g:2): its conditions and figures (--json: everything recorded, raw samples included).
 
     \b
     Examples:
       edgeprof results show 3
+      edgeprof results show g:2
       edgeprof results show 3 --json | jq .latency_ms
       edgeprof results show 1 --compression --json
     """
+    group_id = _group_id(run_id)
+    if group_id is not None:
+        with using_store(store) as db:
+            found = db.group(group_id)
+            labels = Labels(db)
+        if as_json:
+            emit_json(
+                {
+                    **{k: v for k, v in found.items() if k not in ("runs", "partners")},
+                    "partners": [p["id"] for p in found["partners"]],
+                    "runs": [{**r["record"], "id": r["id"]} for r in found["runs"]],
+                }
+            )
+        else:
+            click.echo(_group_text(found, labels))
+        return
+    number = _one_id(run_id)
     with using_store(store) as db:
-        row = db.compression(run_id) if is_compression else db.profile(run_id)
+        row = db.compression(number) if is_compression else db.profile(number)
         lineage = describe_baseline(row, db.compressions()) if is_compression else ""
         manifest = None
         if not is_compression:
             linked = db.compressions(model=row["model_sha256"], limit=1)
             manifest = linked[0]["id"] if linked else None
     if as_json:
-        emit_json({**row["record"], "id": run_id})
+        emit_json({**row["record"], "id": number})
         return
     if is_compression:
         rec = row["record"]
         sizes = rec.get("sizes") or {}
         click.echo(
-            f"compression run {run_id}, {_when(row['created_at'])} UTC: {row['recipe']}\n"
+            f"compression run {number}, {_when(row['created_at'])} UTC: {row['recipe']}\n"
             f"model  {row['model_name']} sha256 {row['model_sha256']}\n"
             f"source {(rec.get('source') or {}).get('path')} sha256 {row['source_sha256']}\n"
             f"accuracy {_table.pct(row['accuracy_tflite'])} (source {_table.pct(row['accuracy_source'])}), "
@@ -230,6 +256,27 @@ def show(run_id: int, is_compression: bool, as_json: bool, store: str) -> None:
     click.echo(_profile_text(row))
     if manifest is not None:
         click.echo(f"made by compression run {manifest} ('edgeprof results show {manifest} --compression')")
+
+
+def _group_id(text: str) -> int | None:
+    """``g:2`` -> 2; None for anything that does not start with ``g:``."""
+    from ..errors import StoreError
+
+    if not text.strip().lower().startswith("g:"):
+        return None
+    try:
+        return int(text.strip()[2:])
+    except ValueError:
+        raise StoreError(f"cannot read {text!r} as a group", "write e.g. g:2 (see 'edgeprof results list')") from None
+
+
+def _one_id(text: str) -> int:
+    from ..errors import StoreError
+
+    try:
+        return int(text)
+    except ValueError:
+        raise StoreError(f"cannot read {text!r} as a run id", "write e.g. 3, or g:2 for a group") from None
 
 
 def _run_ids(text: str) -> list[int]:
@@ -258,38 +305,74 @@ def _run_ids(text: str) -> list[int]:
     "--min-change",
     type=click.FloatRange(min=0),
     default=None,
-    help="Percent change below which a difference is run-to-run noise [10 with one run a side; with several, "
-    "the spread of their medians, at least 2].",
+    help="Percent change below which a difference is noise [groups: the change the process-level test needs; one "
+    "run a side: 10, or what single processes of their groups differ by].",
 )
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01, show_default=True)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Test level [0.05 for groups (t over run medians), 0.01 for one run a side (Mann-Whitney U)].",
+)
 @json_option
 @store_option
-def compare_runs(runs_a: str, runs_b: str, min_change: float | None, alpha: float, as_json: bool, store: str) -> None:
+def compare_runs(
+    runs_a: str, runs_b: str, min_change: float | None, alpha: float | None, as_json: bool, store: str
+) -> None:
     """Is B significantly faster or slower than A?
 
-    A and B are one profile run each, or several runs of the same model (3,5,7 or 3-5) so that run-to-run noise
-    is measured rather than assumed. A Mann-Whitney U test and a bootstrap interval of the change in median decide;
-    a difference that is not significant, or within the run-to-run noise band, is reported as "no significant
-    change" (like pyperf compare_to).
+    A and B are groups (g:1 g:2, made by 'profile --repeat N'), one profile run each (3 4), or run ids of one
+    model (3,5,7 or 3-5). With groups the process is the unit, as in pyperf: a t-test over the runs' medians,
+    paired round by round when the groups were interleaved on one board ('profile a b --repeat N'), so the
+    process-to-process noise is measured, not assumed. With one run a side, a Mann-Whitney U test and a bootstrap
+    interval of the change in median decide, against a 10 % noise band (or, when the runs belong to groups, the
+    difference single processes of those groups show). A difference within the noise is "no significant change".
 
     \b
     Examples:
+      edgeprof results compare g:1 g:2
+      edgeprof results compare g:1 g:2 --json
       edgeprof results compare 3 4
-      edgeprof results compare 3,5,7 4,6,8 --json
+      edgeprof results compare 3,5,7 4,6,8
       edgeprof results compare 3 4 --min-change 2
     """
     from ..compare import compare
 
-    ids_a, ids_b = _run_ids(runs_a), _run_ids(runs_b)
     with using_store(store) as db:
         labels = Labels(db)
-        a = [{**(row := db.profile(i))["record"], "id": i, "label": labels.of_profile(row)} for i in ids_a]
-        b = [{**(row := db.profile(i))["record"], "id": i, "label": labels.of_profile(row)} for i in ids_b]
-    result = compare(a, b, alpha=alpha, min_change=None if min_change is None else min_change / 100)
+        a, group_a = _side(db, labels, runs_a)
+        b, group_b = _side(db, labels, runs_b)
+        noise = None
+        if len(a) == 1 and len(b) == 1:  # single runs of groups: the band from their groups' spread
+            medians = [_group_medians(db, run.get("group")) for run in (a[0], b[0])]
+            if all(m and len(m) > 1 for m in medians):
+                noise = (medians[0], medians[1])
+    result = compare(a, b, alpha=alpha, min_change=None if min_change is None else min_change / 100, noise=noise)
     if as_json:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "groups": [group_a, group_b]})
     else:
         click.echo(result.summary())
+
+
+def _side(db: Any, labels: Labels, text: str) -> tuple[list[dict[str, Any]], int | None]:
+    """The runs of one side: a group's (``g:2``) or the listed ids'."""
+    from ..errors import StoreError
+
+    group_id = _group_id(text)
+    if group_id is not None:
+        found = db.group(group_id)
+        if not found["runs"]:
+            raise StoreError(f"group g:{group_id} has no stored run", "profile again with --repeat N")
+        return [{**r["record"], "id": r["id"], "label": labels.of_profile(r)} for r in found["runs"]], group_id
+    return [
+        {**(row := db.profile(i))["record"], "id": i, "label": labels.of_profile(row)} for i in _run_ids(text)
+    ], None
+
+
+def _group_medians(db: Any, group: dict[str, Any] | None) -> list[float] | None:
+    if not group or group.get("id") is None:
+        return None
+    return [float(r["median_ms"]) for r in db.group(int(group["id"]))["runs"] if r["median_ms"] is not None]
 
 
 CSV_COLUMNS = [
@@ -315,9 +398,21 @@ CSV_COLUMNS = [
     "std_ms",
     "peak_rss_kb",
     "energy_mj",
+    "energy_u95_mj",
+    "energy_source",
     "throttled",
+    "group_id",
+    "group_index",
     "edgeprof_version",
 ]
+
+
+def _energy_columns(row: dict[str, Any]) -> dict[str, Any]:
+    """The 95 % half-width of a run's energy per inference (a meter's) and where the figure came from."""
+    energy = views.load(row["record"]).energy
+    if energy is None or energy.mj() is None:
+        return {}
+    return {"energy_u95_mj": energy.u95(), "energy_source": energy.origin()}
 
 
 @command.command("export")
@@ -331,7 +426,8 @@ CSV_COLUMNS = [
     "mlflow_uri",
     default=None,
     metavar="URI",
-    help="Send the runs to this MLflow tracking server instead (runs already there are skipped).",
+    help="Send the runs to this MLflow tracking server instead (runs already there are skipped; a group's runs go "
+    "under one parent run).",
 )
 @store_option
 def export(
@@ -392,7 +488,8 @@ def export(
                         for i, value in enumerate(row["record"].get("samples_ms") or []):
                             writer.writerow([row["id"], i, value])
                     else:
-                        writer.writerow(["" if row.get(c) is None else row.get(c) for c in CSV_COLUMNS])
+                        cells = {**row, **_energy_columns(row)}
+                        writer.writerow(["" if cells.get(c) is None else cells.get(c) for c in CSV_COLUMNS])
                     count += 1
                     step(count, total)
     if out:

@@ -20,6 +20,7 @@ import types as _types
 from typing import Any as _Any
 
 from .autoencoder import AutoencoderStep
+from .channels import ChannelsStep
 from .distill import DistillStep
 from .l1 import L1Step
 from .lowrank import LowRankStep
@@ -30,6 +31,7 @@ from .recipe import ClusterStep, PruneStep, QuantizeStep, Recipe, Step, Training
 __all__ = [
     "STEP_FUNCTIONS",
     "AutoencoderStep",
+    "ChannelsStep",
     "ClusterStep",
     "CompressionResult",
     "DistillStep",

@@ -104,13 +104,21 @@ def _converter(model: Any, mode: str | None) -> Any:
 
 
 def _convert(
-    model: Any, quantize: QuantizeStep | None, data: Dataset | None, seed: int, tweaks: list[Callable[[Any], None]]
+    model: Any,
+    quantize: QuantizeStep | None,
+    data: Dataset | None,
+    seed: int,
+    tweaks: list[Callable[[Any], None]],
+    sparse: bool = False,
 ) -> bytes:
     converter = _converter(model, quantize.mode if quantize is not None else None)
     if quantize is not None:
         configure(
             converter, quantize.mode, data, samples=quantize.representative_samples, int8_io=quantize.int8_io, seed=seed
         )
+    if sparse:  # pruned weights stored as values + index, expanded by DENSIFY: what XNNPACK's sparse path reads
+        tf = _tf.tensorflow()
+        converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     for tweak in tweaks:
         tweak(converter)
     try:
@@ -134,11 +142,16 @@ def convert(
     *,
     seed: int = 0,
     runtime: Any = None,
+    sparse: bool = False,
 ) -> tuple[bytes, dict[str, Any]]:
-    """Export, and make sure ``runtime`` (a RuntimeSpec or name, None: any) can load the result."""
-    tflite = _convert(model, quantize, data, seed, [])
+    """Export, and make sure ``runtime`` (a RuntimeSpec or name, None: any) can load the result.
+
+    ``sparse``: store pruned weights sparse (the converter's ``EXPERIMENTAL_SPARSITY``), for XNNPACK's sparse path.
+    """
+    tflite = _convert(model, quantize, data, seed, [], sparse)
+    info: dict[str, Any] = {"sparse_storage": "EXPERIMENTAL_SPARSITY"} if sparse else {}
     if runtime is None:
-        return tflite, {}
+        return tflite, info
     from ..tflite import compat, parse
 
     spec = compat.parse_runtime(runtime) if isinstance(runtime, str) else runtime
@@ -150,7 +163,7 @@ def convert(
         if any(issue.opcode.name == op for issue in issues):
             tweaks.append(tweak)
             applied.append(text)
-            tflite = _convert(model, quantize, data, seed, tweaks)
+            tflite = _convert(model, quantize, data, seed, tweaks, sparse)
             issues = compat.unsupported_ops(parse(tflite), spec)
     if issues:
         raise CompressionError(
@@ -158,6 +171,7 @@ def convert(
             "target a newer runtime with --runtime, or choose another quantize mode (e.g. int8 instead of dynamic)",
         )
     return tflite, {
+        **info,
         "runtime": str(spec),
         "runtime_check": {
             "runtime": str(spec),

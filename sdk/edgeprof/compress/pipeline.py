@@ -16,7 +16,22 @@ from .._version import __version__
 from ..data import Dataset, load_data
 from ..errors import CompressionError, DataError
 from ..modelfile import ModelFile, gzip_size, sha256_bytes
-from . import analysis, attribution, autoencoder, cluster, distill, evaluate, export, l1, lowrank, models, pca, prune
+from . import (
+    analysis,
+    attribution,
+    autoencoder,
+    channels,
+    cluster,
+    distill,
+    evaluate,
+    export,
+    l1,
+    latency,
+    lowrank,
+    models,
+    pca,
+    prune,
+)
 from . import quantize as quantize_step
 from .recipe import ClusterStep, PruneStep, QuantizeStep, Recipe, Step
 
@@ -31,6 +46,7 @@ STEP_FUNCTIONS: dict[str, Callable[..., tuple[Any, dict[str, Any]]]] = {
     distill.DistillStep.kind: distill.apply,
     pca.PCAStep.kind: pca.apply,
     autoencoder.AutoencoderStep.kind: autoencoder.apply,
+    channels.ChannelsStep.kind: channels.apply,
 }
 
 
@@ -96,6 +112,8 @@ class CompressionResult:
             )
         )
         lines.append(_headline_text(m))
+        lines += _latency_lines(m)
+        lines += _structure_lines(m)
         lines.append("")
         lines.append(
             _table.table(
@@ -105,6 +123,44 @@ class CompressionResult:
             )
         )
         return "\n".join(lines)
+
+
+def _latency_lines(m: dict[str, Any]) -> list[str]:
+    found = m.get("latency") or {}
+    if not found.get("measured"):  # said only when it was asked for or turned off, not for every recipe
+        reason = found.get("reason") or ""
+        sparse = (found.get("xnnpack_sparse") or {}).get("text")
+        return [f"latency: not measured ({reason})"] + ([sparse] if sparse else []) if reason[:2] != "no" else []
+    c = found.get("conditions") or {}
+    lines = [
+        f"latency on {found['target']} ({c.get('runtime')}, delegate {c.get('delegate')}, {found['rounds']} "
+        f"interleaved rounds): float32 {_table.ms(found['before_median_ms'])} ms → "
+        f"{_table.ms(found['after_median_ms'])} ms, {found['text']}; {m['sizes']['raw_ratio']:.2f}x smaller file"
+    ]
+    sparse = found.get("xnnpack_sparse")
+    if sparse:
+        lines.append(sparse["text"])
+    return lines
+
+
+def _structure_lines(m: dict[str, Any]) -> list[str]:
+    """Per layer, what a step that changed the model's structure did to it: channels kept, MACs and parameters."""
+    rows = []
+    for step in m["steps"]:
+        for name, row in (step.get("effect") or {}).get("layers", {}).items():
+            if isinstance(row, dict) and "macs_before" in row:
+                rows.append(
+                    [
+                        name,
+                        row["type"],
+                        row.get("channels", ""),
+                        f"{row['macs_before']:,} → {row['macs_after']:,}",
+                        f"{row['params_before']:,} → {row['params_after']:,}",
+                    ]
+                )
+    if not rows:
+        return []
+    return ["", _table.table(["layer", "type", "channels kept", "MACs", "params"], rows, align="lllrr")]
 
 
 def _figure_text(value: float, fig: metrics.Figure) -> str:
@@ -170,6 +226,41 @@ def _tensor_types(tflite: bytes) -> dict[str, int]:
     return counts
 
 
+def _macs(tflite: bytes) -> int:
+    """MACs counted from the exported flatbuffer, as ``inspect`` counts them."""
+    from ..tflite.macs import subgraph_macs
+
+    return int(sum(m or 0 for m in subgraph_macs(_parse(tflite).main)))
+
+
+def _latency(
+    recipe: Recipe,
+    asked: bool | None,
+    target: str,
+    source_tflite: bytes,
+    tflite: bytes,
+    model: Any,
+    say: Progress,
+) -> dict[str, Any]:
+    """The manifest's latency verdict, or why there is none (it costs seconds, so it is measured by default only
+    when a step of the recipe is there to make the model faster)."""
+    wanted = asked if asked is not None else recipe.wants_latency
+    if not wanted:
+        why = "turned off" if asked is False or recipe.latency is False else "no step of this recipe is for speed"
+        found: dict[str, Any] = {"measured": False, "reason": f"{why}; --latency measures it"}
+        if recipe.xnnpack_sparse:
+            found["xnnpack_sparse"] = {
+                "sparse_tensors": latency.stored_sparse(tflite),
+                "taken": None,
+                "reason": "not measured",
+                "text": "XNNPACK sparse path: not measured (--latency measures it)",
+            }
+        return found
+    say(f"measuring latency on {target}: float32 baseline vs compressed, {latency.ROUNDS} interleaved rounds")
+    twin = export.to_tflite(model) if recipe.xnnpack_sparse else None
+    return latency.latency_report(source_tflite, tflite, target=target, dense_twin=twin)
+
+
 def compress(
     model: Any,
     recipe: Recipe | None = None,
@@ -182,6 +273,8 @@ def compress(
     store: Any = "default",
     progress: Progress | None = None,
     custom_objects: models.CustomObjects = None,
+    latency: bool | None = None,
+    target: str = "local",
 ) -> CompressionResult:
     """Apply ``recipe`` to a Keras model, export TFLite to ``out/model.tflite`` and write ``out/manifest.json``.
 
@@ -190,6 +283,9 @@ def compress(
     ``higher_is_better`` defaults to True) override the recipe's; ``module:function`` strings work too. Without a
     task, it is inferred from the model's output and the data where only one reading fits.
     ``custom_objects``: the code of custom layers in a model file (a dict name → class, or ``"module:attr"`` specs).
+    ``latency``: profile the float32 baseline and the compressed model on ``target`` and record ``compare``'s
+    verdict (None: the recipe's ``latency``, else only when a step is there for speed: ``channels``, XNNPACK-sparse
+    pruning).
     """
     # Refused before TensorFlow loads (the custom-object scope needs tf_keras).
     if data is None:
@@ -198,7 +294,19 @@ def compress(
             "pass --data data.npz (x_train, y_train, x_test, y_test) or builtin:digits",
         )
     with _tf.quiet_native(), models.custom_object_scope(model, custom_objects):
-        return _compress(model, recipe, data, out, task=task, loss=loss, metric=metric, store=store, progress=progress)
+        return _compress(
+            model,
+            recipe,
+            data,
+            out,
+            task=task,
+            loss=loss,
+            metric=metric,
+            store=store,
+            progress=progress,
+            latency=latency,
+            target=target,
+        )
 
 
 def _compress(
@@ -212,6 +320,8 @@ def _compress(
     metric: Any,
     store: Any,
     progress: Progress | None,
+    latency: bool | None = None,
+    target: str = "local",
 ) -> CompressionResult:
     say = progress or (lambda _msg: None)
     recipe = recipe or Recipe()
@@ -281,8 +391,9 @@ def _compress(
         say(f"step {len(recipe.steps)}/{len(recipe.steps)}: {quantize.describe()}")
         current, tflite, effect = quantize_step.apply(current, quantize, dataset, seed=recipe.seed, runtime=runtime)
     else:
-        tflite, export_info = export.convert(current, runtime=runtime)
-        effect = {"text": "float32 export", **export_info}
+        tflite, export_info = export.convert(current, runtime=runtime, sparse=recipe.xnnpack_sparse)
+        sparse_text = " with the pruned weights stored sparse (EXPERIMENTAL_SPARSITY)" if recipe.xnnpack_sparse else ""
+        effect = {"text": "float32 export" + sparse_text, **export_info}
     types = _tensor_types(tflite)
     effect = {**effect, "tensor_types": types}
     if quantize is not None:
@@ -314,6 +425,7 @@ def _compress(
     }
     sizes["raw_ratio"] = sizes["source_tflite_bytes"] / sizes["tflite_bytes"]
     sizes["gzip_ratio"] = sizes["source_tflite_gzip_bytes"] / sizes["tflite_gzip_bytes"]
+    latency_section = _latency(recipe, latency, target, source_tflite, tflite, current, say)
     manifest = {
         "edgeprof_version": __version__,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -337,6 +449,8 @@ def _compress(
         },
         "sizes": sizes,
         "metrics_delta": metrics.difference(tflite_metrics, source_metrics),
+        "latency": latency_section,
+        "macs": {"source": _macs(source_tflite), "tflite": _macs(tflite)},
         "seconds_total": time.perf_counter() - started,
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")

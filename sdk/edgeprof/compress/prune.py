@@ -87,11 +87,12 @@ def apply(model: Any, step: PruneStep, data: Dataset, *, seed: int = 0) -> tuple
     if m_by_n is not None:
         kwargs["sparsity_m_by_n"] = m_by_n
     what = "pruned" if m_by_n is None else f"pruned {step.structure}"
+    policy = _xnnpack_policy(model) if step.policy == "xnnpack" else None
     wrapped, names, skipped = select.wrap_layers(
         model,
         step,
         candidate=_has_something_to_prune,
-        plan=lambda layer, chosen: _why_not(layer, chosen, m_by_n, step.structure),
+        plan=lambda layer, chosen: _why_not(layer, chosen, m_by_n, step.structure, policy),
         wrap=lambda layer, chosen: sparsity.prune_low_magnitude(_with_depthwise(layer) if chosen else layer, **kwargs),
         what=what,
     )
@@ -132,6 +133,7 @@ def apply(model: Any, step: PruneStep, data: Dataset, *, seed: int = 0) -> tuple
         "pruned_kernels": pruned,
         "skipped": skipped,
         **({"m_by_n_blocks": _m_by_n_report(stripped, names, m_by_n)} if m_by_n else {}),
+        **({"policy": "PruneForLatencyOnXNNPack", "sparse_export": True} if policy is not None else {}),
         "text": text + ("" if m_by_n is None else f", {step.structure} pattern in every pruned kernel"),
     }
 
@@ -154,12 +156,36 @@ def _has_something_to_prune(layer: Any) -> bool:
     return bool(analysis.kernel_variables(layer)) or not PruneRegistry.supports(layer)
 
 
-def _why_not(layer: Any, chosen: bool, m_by_n: tuple[int, int] | None, structure: str) -> str | None:
+XNNPACK_FIX = (
+    "XNNPACK's sparse inference needs a float CNN that starts with ZeroPadding2D(1) + Conv2D 3×3 stride 2 "
+    "(valid) on 3 input channels, ends in GlobalAveragePooling2D(keepdims=True) and has only 1×1 Conv2D, "
+    'depthwise 3×3/5×5, BatchNormalization, ReLU/ReLU6 and Add between; or use policy = "all" (plain pruning)'
+)
+XNNPACK_ONLY_1X1 = "XNNPACK's sparse kernels take only 1×1 Conv2D layers (TF-MOT's PruneForLatencyOnXNNPack)"
+
+
+def _xnnpack_policy(model: Any) -> Any:
+    """TF-MOT's latency policy, after its own check that XNNPACK can run this model's sparse subgraph."""
+    policy = _tf.tfmot().sparsity.keras.PruneForLatencyOnXNNPack()
+    try:
+        policy.ensure_model_supports_pruning(model)
+    except ValueError as exc:
+        raise CompressionError(
+            f"TF-MOT's PruneForLatencyOnXNNPack refuses this model: {str(exc).strip().rstrip('.')}", XNNPACK_FIX
+        ) from None
+    return policy
+
+
+def _why_not(
+    layer: Any, chosen: bool, m_by_n: tuple[int, int] | None, structure: str, policy: Any = None
+) -> str | None:
     """None when the layer can be pruned here, else the reason (named, or an error when the user chose it)."""
     from tensorflow_model_optimization.python.core.sparsity.keras.prunable_layer import PrunableLayer
     from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
 
     keras = _tf.keras()
+    if policy is not None and not policy.allow_pruning(layer):
+        return XNNPACK_ONLY_1X1
     if isinstance(layer, PrunableLayer) or hasattr(layer, "get_prunable_weights"):
         return None  # the user's own layer says what to prune
     if not PruneRegistry.supports(layer):

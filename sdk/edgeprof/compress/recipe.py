@@ -28,6 +28,8 @@ from ..errors import RecipeError
 
 QUANTIZE_MODES = ("dynamic", "int8", "float16", "int16x8", "qat", "pqat", "cqat", "pcqat")
 PTQ_MODES = ("dynamic", "int8", "float16", "int16x8")
+PRUNE_POLICIES = ("all", "xnnpack")
+XNNPACK_MIN_SPARSITY = 2 / 3 - 1e-9
 
 
 @dataclass
@@ -81,11 +83,12 @@ class PruneStep(Step):
     end_step: int | None = None  # None: aligned to the mask-update frequency, 3/4 into fine-tuning
     frequency: int | None = None  # None: about ten mask updates over the schedule
     structure: str = "unstructured"
+    policy: str = "all"  # or "xnnpack": TF-MOT's PruneForLatencyOnXNNPack, sparse export for XNNPACK
 
     def describe(self) -> str:
         if self.structure != "unstructured":  # M:N fixes the sparsity at M/N
             return f"prune {self.structure}"
-        return f"prune {self.sparsity:.0%}"
+        return f"prune {self.sparsity:.0%}" + (" for XNNPACK" if self.policy == "xnnpack" else "")
 
 
 @dataclass
@@ -162,6 +165,15 @@ def validate_step(step: Step, where: str = "recipe") -> None:
             raise RecipeError(f"{where}: sparsity {step.sparsity} is outside (0, 1)", "use e.g. sparsity = 0.8")
         if step.schedule not in ("polynomial", "constant"):
             raise RecipeError(f"{where}: unknown schedule {step.schedule!r}", "use polynomial or constant")
+        if step.policy not in PRUNE_POLICIES:
+            raise RecipeError(f"{where}: unknown policy {step.policy!r}", f"use one of: {', '.join(PRUNE_POLICIES)}")
+        if step.policy == "xnnpack" and (step.sparsity < XNNPACK_MIN_SPARSITY or step.structure != "unstructured"):
+            raise RecipeError(
+                f"{where}: XNNPACK runs its sparse kernels only when at least 2/3 of the 1×1 convolution weights are "
+                f'zero, so policy = "xnnpack" needs unstructured sparsity ≥ 0.67, not {step.sparsity:g}'
+                + (f" ({step.structure})" if step.structure != "unstructured" else ""),
+                "use e.g. sparsity = 0.8 (Fast Sparse ConvNets used 0.8-0.9)",
+            )
     if isinstance(step, ClusterStep) and not 2 <= step.clusters <= 256:
         raise RecipeError(f"{where}: clusters must be between 2 and 256", "use e.g. clusters = 16")
     if isinstance(step, QuantizeStep):
@@ -194,6 +206,7 @@ class Recipe:
     task: str | dict[str, str] | None = None
     loss: str | None = None
     metric: str | None = None
+    latency: bool | None = None  # measure the latency verdict; None: when a step is there for speed
 
     def __post_init__(self) -> None:
         quantize = [i for i, s in enumerate(self.steps) if isinstance(s, QuantizeStep)]
@@ -201,6 +214,24 @@ class Recipe:
             raise RecipeError("a recipe can hold only one quantize step", "keep the last one")
         if quantize and quantize[0] != len(self.steps) - 1:
             raise RecipeError("the quantize step must come last", "move it to the end of the recipe")
+        if quantize and self.xnnpack_sparse:
+            raise RecipeError(
+                f'XNNPACK\'s sparse inference runs float models only, so a prune step with policy = "xnnpack" '
+                f"cannot be followed by quantize {self.steps[-1].mode}",
+                "drop the quantize step (the export stores the pruned weights sparse, in float32)",
+            )
+
+    @property
+    def xnnpack_sparse(self) -> bool:
+        """A prune step asked for XNNPACK's sparse inference: the export stores the weights sparse."""
+        return any(isinstance(s, PruneStep) and s.policy == "xnnpack" for s in self.steps)
+
+    @property
+    def wants_latency(self) -> bool:
+        """Measure the latency verdict: as asked, else when a step is there to make the model faster."""
+        if self.latency is not None:
+            return self.latency
+        return self.xnnpack_sparse or any(s.kind == "channels" for s in self.steps)
 
     @property
     def quantize(self) -> QuantizeStep | None:
@@ -211,6 +242,8 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         found = {"seed": self.seed, "runtime": self.runtime, "steps": [s.to_dict() for s in self.steps]}
+        if self.latency is not None:
+            found["latency"] = self.latency
         for key in ("task", "loss", "metric"):
             value = getattr(self, key)
             if value is not None:
@@ -219,12 +252,14 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "recipe") -> Recipe:
-        unknown = set(data) - {"step", "steps", "seed", "runtime", "task", "loss", "metric"}
+        unknown = set(data) - {"step", "steps", "seed", "runtime", "task", "loss", "metric", "latency"}
         if unknown:
             raise RecipeError(
                 f"{where}: unknown top-level key(s) {', '.join(sorted(unknown))}",
-                "a recipe holds [[step]] tables and optional seed, runtime, task, loss and metric keys",
+                "a recipe holds [[step]] tables and optional seed, runtime, task, loss, metric and latency keys",
             )
+        if data.get("latency") is not None and not isinstance(data["latency"], bool):
+            raise RecipeError(f"{where}: latency must be true or false", "write latency = false to skip the verdict")
         task = data.get("task")
         if task is not None:
             from ..tasks import check_task_name
@@ -248,6 +283,7 @@ class Recipe:
             task=task,
             loss=data.get("loss"),
             metric=data.get("metric"),
+            latency=data.get("latency"),
         )
 
     @classmethod
@@ -275,6 +311,8 @@ class Recipe:
         batch_size: int | None = None,
         learning_rate: float | None = None,
         runtime: str | None = None,
+        channels: float | None = None,
+        policy: str = "all",
     ) -> Recipe:
         """The common cases as CLI flags: ``--prune 0.8 --cluster 16 --quantize int8``."""
         training = Training()
@@ -285,8 +323,14 @@ class Recipe:
         if learning_rate is not None:
             training.learning_rate = learning_rate
         steps: list[Step] = []
+        if channels is not None:
+            from .channels import ChannelsStep
+
+            steps.append(ChannelsStep(ratio=channels, training=dataclasses.replace(training)))
         if prune is not None:
-            steps.append(PruneStep(sparsity=prune, structure=structure, training=dataclasses.replace(training)))
+            steps.append(
+                PruneStep(sparsity=prune, structure=structure, policy=policy, training=dataclasses.replace(training))
+            )
         if cluster is not None:
             steps.append(
                 ClusterStep(

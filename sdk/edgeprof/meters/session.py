@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from edgeprof_agent.record import METER, Energy
+
 from ..errors import MeterError
 from .base import Driver
 from .clock import HOST_CLOCK, ClockMap, Exchange, exchange
@@ -197,12 +199,16 @@ class MeteredRun:
             self.sampler = None
 
     def finish(self, board_clock: Callable[[], float] | None, measurement: dict[str, Any]) -> dict[str, Any]:
-        """The energy record for ``measurement`` (the agent's result); the agent's own energy goes under
-        ``board_sensor``."""
+        """The energy part of the profile record (``edgeprof_agent.record.Energy``, ``source`` "meter") for
+        ``measurement`` (the agent's result); the agent's own energy goes under ``board_sensor``. Built through the
+        typed record, so a field the record does not know is an error here, not a figure no view shows."""
+        return Energy.build(**self._finish(board_clock, measurement)).to_dict()
+
+    def _finish(self, board_clock: Callable[[], float] | None, measurement: dict[str, Any]) -> dict[str, Any]:
         board_sensor = measurement.get("energy")
         meter = {**self.driver.describe(), "target": self.target, "accuracy_pct": self.config.accuracy_pct}
         base = {
-            "source": "meter",
+            "source": METER,
             "sensor": f"meter:{self.config.kind}",
             "label": self.config.where(),
             "scope": "the whole board, at its power input (a meter on the host reads it)",

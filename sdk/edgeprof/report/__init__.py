@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from .._version import __version__
 from ..budget import METRICS, Budget, BudgetReport, Check, check_store
 from ..store import Store
 from ..store.sql import energy_mj
+from ..views import energy_cell, load
 from .collect import ReportData, collect
 from .plots import Plot, all_plots, labels
 
@@ -46,6 +47,12 @@ def _num(value: float | None, fmt: str) -> str:
 def _base(value: str, source: str = "") -> str:
     """The baseline's figure, under the compressed model's, in small print."""
     return f"<br><span class=note>{_e(value)}{' ' + _e(source) if source else ''}</span>"
+
+
+def _group(row: dict[str, Any]) -> str:
+    """``g:2 (3/5)`` for a run of a --repeat group, empty for a lone run."""
+    group = (row.get("record") or {}).get("group") or {}
+    return f"g:{group['id']} ({group.get('index')}/{group.get('of')})" if group.get("id") is not None else ""
 
 
 def _thermal(record: dict[str, Any]) -> str:
@@ -140,7 +147,7 @@ class Report:
                     ["model", "target", "ratio", "gzip ratio", "accuracy Δ", "median latency", "inferences/s"],
                     [
                         [
-                            m.model + (f" ({m.recipe})" if m.recipe else ""),
+                            labels(self.data).get(m.model_sha256) or m.model + (f" ({m.recipe})" if m.recipe else ""),
                             m.target or "-",
                             _num(m.compression_ratio, ".2f") + "x",
                             _num(m.gzip_compression_ratio, ".2f") + "x",
@@ -166,13 +173,13 @@ class Report:
             "<tr><th>run</th><th class=l>model</th><th class=l>target</th><th class=l>runtime</th><th>threads</th>"
             "<th class=l>delegate</th><th>runs</th><th>median ms</th><th>p90 ms</th><th>p99 ms</th><th>std ms</th>"
             "<th>peak RSS</th>"
-            + ("<th>energy mJ</th>" if any_energy else "")
-            + "<th class=l>thermal</th><th class=l>when (UTC)</th></tr>"
+            + ("<th>energy mJ<br><span class=note>± 95 % (meter)</span></th>" if any_energy else "")
+            + "<th class=l>thermal</th><th class=l>group</th><th class=l>when (UTC)</th>"
+            "<th class=l>caveats</th></tr>"
         )
         body = []
         for r in self.data.runs:
             rec = r["record"]
-            energy = energy_mj(rec)
 
             def td(metric: str, text: str, r: dict[str, Any] = r) -> str:
                 cls = _budget_class(self._check(r["model_sha256"], r["target"], metric))
@@ -188,9 +195,11 @@ class Report:
                 + td("p99_ms", _table.ms(r["p99_ms"]))
                 + f"<td>{_table.ms(r['std_ms'])}</td>"
                 + td("peak_memory_mib", _table.size(r["peak_rss_kb"] * 1024 if r["peak_rss_kb"] else None))
-                + (td("energy_mj", _num(energy, ".3f")) if any_energy else "")
+                + (td("energy_mj", _e(energy_cell(load(rec)))) if any_energy else "")
                 + f"<td class=l>{_thermal(rec)}</td>"
-                f"<td class=l>{_e(r['created_at'][:19].replace('T', ' '))}</td></tr>"
+                f"<td class=l>{_e(_group(r))}</td>"
+                f"<td class=l>{_e(r['created_at'][:19].replace('T', ' '))}</td>"
+                f"<td class='l note-cell{' bad' if r.get('caveats') else ''}'>{_e(r.get('caveats') or '')}</td></tr>"
             )
         unknown = sorted(
             {
@@ -208,6 +217,7 @@ class Report:
                 "<p class=note>No compressed model in the store: run <code>edgeprof compress</code> (or "
                 "<code>edgeprof demo</code>) to see compression ratios and accuracy changes.</p>"
             )
+        names = labels(self.data)
         any_energy = any(m.energy_mj is not None or m.baseline_energy_mj is not None for m in self.data.merits)
         head = (
             "<tr><th class=l>compressed model<br><span class=note>recipe, file, sha256</span></th>"
@@ -236,7 +246,7 @@ class Report:
             samples = f"<br><span class=note>on {m.test_samples} samples</span>" if m.test_samples else ""
             body.append(
                 "<tr>"
-                f"<td class='l recipe'>{_e(m.recipe)}<br><span class=note>{_e(m.model)} "
+                f"<td class='l recipe'>{_e(m.recipe)}<br><span class=note>{_e(names.get(m.model_sha256, m.model))} "
                 f"{_e(m.model_sha256[:12])}</span></td><td class=l>{_e(m.target)}</td>"
                 f"<td class='{gzip_cls}' data-figure=compression_ratio>{_num(m.compression_ratio, '.2f')}x / "
                 f"{_num(m.gzip_compression_ratio, '.2f')}x</td>"
@@ -361,6 +371,10 @@ class Report:
         for plot in self.plots:
             if plot.name.startswith("size_per_layer_"):
                 sections.append(self._figure(plot))
+        scans = [plot for plot in self.plots if plot.name.startswith("sensitivity-")]
+        if scans:
+            sections.append("<h2>Sensitivity</h2>")
+            sections += [self._figure(plot) for plot in scans]
         sections.append("<h2>Energy</h2>")
         if "energy" in plots:
             sections.append(self._figure(plots["energy"]))
@@ -387,13 +401,18 @@ def build_report(
     since: str | None = None,
     budget: Budget | str | Path | None = None,
     progress: Progress | None = None,
+    sensitivity: Sequence[str | Path | dict[str, Any]] = (),
 ) -> Report:
     """Gather the store's runs (filtered like ``edgeprof results list``) and draw the report's plots.
 
     With ``budget`` (a :class:`~edgeprof.budget.Budget` or a budget file), the figures it limits are coloured by
-    whether they meet it, and the page starts with the budget's checks."""
+    whether they meet it, and the page starts with the budget's checks. ``sensitivity``: scans written by
+    ``edgeprof sensitivity``, each drawn as a heat map of layers × compression."""
+    from .sensitivity import heatmap, load
+
     data = collect(store, model=model, target=target, since=since)
     plots = all_plots(data, progress)
+    plots += [heatmap(load(scan), f"sensitivity-{i + 1}") for i, scan in enumerate(sensitivity)]
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")[:19].replace("T", " ")
     checked, path = None, None
     if budget is not None:

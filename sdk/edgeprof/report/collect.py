@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..store import Store
+from ..store.labels import Labels
 from ..store.lineage import Merit, accuracy_of, all_merits, evaluated_samples, latest_by_model
 from ..store.sql import energy_mj
+from ..views import caveat_note, energy_line, load
 
 
 @dataclass
@@ -22,12 +24,13 @@ class ModelFacts:
     source_sha256: str | None
     is_baseline: bool
     inspection: dict[str, Any] | None
+    display: str = ""  # the one label of the model in every table (store/labels.py): folder, file, recipe
 
 
 @dataclass
 class ReportData:
     store: str
-    runs: list[dict[str, Any]]  # newest profile of each (model, target), oldest first
+    runs: list[dict[str, Any]]  # newest profile of each (model, target), oldest first; "caveats": as views say
     models: dict[str, ModelFacts]  # by sha256
     merits: list[Merit]
     energy_reasons: dict[str, str] = field(default_factory=dict)  # target -> why energy is unavailable
@@ -42,6 +45,10 @@ def collect(
     for row in profiles:  # newest first
         latest.setdefault((row["model_sha256"], row["target"]), row)
     runs = sorted(latest.values(), key=lambda r: r["id"])
+    for run in runs:
+        run["caveats"] = caveat_note(load(run["record"]))
+    names = Labels(store)
+    shown = {r["model_sha256"]: names.of_profile(r) for r in runs}
     compressions = latest_by_model(store.compressions())
     shas = {r["model_sha256"] for r in runs} | set(compressions)
     rows = store.models(shas)
@@ -60,22 +67,23 @@ def collect(
             source_sha256=comp["source_sha256"] if comp else None,
             is_baseline=bool(comp and comp.get("is_baseline")),
             inspection=row.get("inspection"),
+            display=shown.get(sha) or names.of(row["name"], sha),
         )
     reasons = {}
     for run in runs:
-        energy = run["record"].get("energy")
-        if energy_mj(run["record"]) is None:
-            reasons.setdefault(
-                run["target"], (energy or {}).get("reason") or "this edgeprof's agent did not measure energy"
-            )
+        if energy_mj(run["record"]) is None:  # why not, as profile and results show say it
+            reasons.setdefault(run["target"], energy_line(load(run["record"])).removeprefix("energy: "))
     merits = [m for m in all_merits(store, model=model, target=target, since=since)]
     return ReportData(store.display_url, runs, models, merits, reasons, total_runs=len(profiles))
 
 
 def label(facts: ModelFacts | None, fallback: str) -> str:
-    """A short, unique-enough name for plots: the recipe for compressed models, else the file name."""
+    """The model's label in plots and tables: the store's one label (folder, file, recipe), as `results list`,
+    `compare` and `check` print it."""
     if facts is None:
         return fallback
+    if facts.display:
+        return facts.display
     if facts.is_baseline:
         return f"{facts.name} (float32 baseline)"
     if facts.recipe:

@@ -12,10 +12,11 @@ the Keras source, which the compression run evaluated on its own test set, and t
 before the test-set hash existed are judged by the whole data set's hash: equal means the same split.
 
 Latency comes from the newest profile on the same target, preferring a run with the same runtime, delegate and
-threads as the compressed model's run, so that like is compared with like. Every latency figure of a row comes from
-the median, like the verdict of ``edgeprof results compare`` that goes with it. Without a stored baseline export,
-sizes and accuracy still come from the manifest (which measured the source's float32 export and the Keras source
-model), and the latency figures are reported as not measured.
+threads as the compressed model's run, so that like is compared with like; when that run belongs to a ``--repeat``
+group, from the whole group (the median of its run medians, and ``compare``'s verdict over the groups). Every
+latency figure of a row comes from the median, like the verdict of ``edgeprof results compare`` that goes with it.
+Without a stored baseline export, sizes and accuracy still come from the manifest (which measured the source's
+float32 export and the Keras source model), and the latency figures are reported as not measured.
 """
 
 from __future__ import annotations
@@ -225,14 +226,15 @@ def figures_of_merit(
         note.append("no stored float32 export of the source: latency gain not measured")
     if after is not None and before is not None and _conditions(after) != _conditions(before):
         note.append("baseline measured under other conditions (runtime, delegate or threads)")
-    med = after["median_ms"] if after else None
-    base_med = before["median_ms"] if before else None
+    runs_after, runs_before = _group_of(profiles, after), _group_of(profiles, before)
+    med = _median_of_runs(runs_after)
+    base_med = _median_of_runs(runs_before)
     comparison = None
     if after is not None and before is not None:
         from ..compare import compare
 
         try:
-            comparison = compare(before["record"], after["record"], resamples=1000)
+            comparison = compare([r["record"] for r in runs_before], [r["record"] for r in runs_after], resamples=1000)
         except Exception as exc:  # noqa: BLE001 - a run without samples still has its figures
             note.append(f"no verdict on the latency change ({exc})")
     return Merit(
@@ -278,6 +280,25 @@ def figures_of_merit(
         accuracy_metric=figure.label,
         accuracy_diff_unit=change(1.0, 1.0, figure)[1],
     )
+
+
+def _group_of(profiles: list[dict[str, Any]], run: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A run and the other runs of its ``--repeat`` group (a lone run alone), in round order."""
+    if run is None:
+        return []
+    if run.get("group_id") is None:
+        return [run]
+    members = [p for p in profiles if p.get("group_id") == run["group_id"]]
+    return sorted(members, key=lambda p: (p.get("group_index") or 0, p["id"]))
+
+
+def _median_of_runs(runs: list[dict[str, Any]]) -> float | None:
+    """A run's median, or a group's: the median of its run medians (as ``results show g:N`` prints it)."""
+    medians = sorted(float(r["median_ms"]) for r in runs if r.get("median_ms") is not None)
+    if not medians:
+        return None
+    mid = len(medians) // 2
+    return medians[mid] if len(medians) % 2 else (medians[mid - 1] + medians[mid]) / 2
 
 
 def all_merits(

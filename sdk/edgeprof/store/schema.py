@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -84,8 +84,28 @@ profiles = Table(
     Column("min_ms", Float),
     Column("p95_ms", Float),
     Column("machine", String(64)),
+    # v3: the --repeat group the run belongs to (profile_groups.id) and its round (1-based); null for a lone run.
+    Column("group_id", Integer, index=True),
+    Column("group_index", Integer),
 )
 Index("ix_profiles_model_target", profiles.c.model_sha256, profiles.c.target, profiles.c.id)
+
+# v3: one model on one target measured in ``planned`` fresh agent processes (``profile --repeat N``). Groups made by
+# one command share a ``batch`` (their runs were interleaved round by round: a, b, a, b, ...). ``status`` is
+# "running" while it is measured, "complete", or "incomplete" (``record.error`` says why; its runs stay stored).
+profile_groups = Table(
+    "profile_groups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", String(40), nullable=False, index=True),
+    Column("model_sha256", String(64), ForeignKey("models.sha256"), nullable=False, index=True),
+    Column("model_name", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("planned", Integer, nullable=False),
+    Column("batch", String(40), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("record", JSON, nullable=False),
+)
 
 compressions = Table(
     "compressions",
@@ -143,6 +163,12 @@ MIGRATIONS: dict[int, list[Migration]] = {
         "ALTER TABLE compressions ADD COLUMN is_baseline BOOLEAN",
         "CREATE INDEX ix_profiles_model_target ON profiles (model_sha256, target, id)",
         _fill_v2,
+    ],
+    3: [
+        lambda conn: profile_groups.create(conn),  # the same DDL a new store gets, on either database
+        "ALTER TABLE profiles ADD COLUMN group_id INTEGER",
+        "ALTER TABLE profiles ADD COLUMN group_index INTEGER",
+        "CREATE INDEX ix_profiles_group_id ON profiles (group_id)",
     ],
 }
 

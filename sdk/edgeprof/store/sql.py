@@ -21,6 +21,8 @@ from sqlalchemy import create_engine, event, insert, inspect, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from edgeprof_agent.record import Energy
+
 from ..errors import StoreError
 from . import schema
 
@@ -283,6 +285,7 @@ class Store:
         record = json_safe(result if isinstance(result, dict) else result.to_dict())
         record.pop("id", None)
         lat = record["latency_ms"]
+        group = record.get("group") or {}
         inspection = _inspection_of(record["model"]) if self._needs_inspection(record["model"]["sha256"]) else None
 
         def work(conn: Connection) -> int:
@@ -310,12 +313,58 @@ class Store:
                     energy_mj=energy_mj(record),
                     throttled=None if record.get("throttled") is None else bool(record["throttled"]),
                     record=record,
+                    group_id=group.get("id"),
+                    group_index=group.get("index"),
                     **schema.profile_columns_v2(record),
                 )
             )
             return row.inserted_primary_key[0]
 
         return self._write(work)
+
+    def create_group(
+        self, model: dict[str, Any], target: str, planned: int, batch: str, record: dict[str, Any] | None = None
+    ) -> int:
+        """Open a group of ``planned`` runs (``profile --repeat``) before its first run; returns its id."""
+        inspection = _inspection_of(model) if self._needs_inspection(model["sha256"]) else None
+        facts = json_safe(record or {})
+
+        def work(conn: Connection) -> int:
+            self._ensure_model(conn, model, inspection)
+            row = conn.execute(
+                insert(schema.profile_groups).values(
+                    created_at=_now(),
+                    model_sha256=model["sha256"],
+                    model_name=model["name"],
+                    target=target,
+                    planned=planned,
+                    batch=batch,
+                    status="running",
+                    record=facts,
+                )
+            )
+            return row.inserted_primary_key[0]
+
+        return self._write(work)
+
+    def finish_group(self, group_id: int, error: str | None = None) -> None:
+        """Close a group: complete, or incomplete with the reason (the runs it has stay stored)."""
+
+        def work(conn: Connection) -> int:
+            row = conn.execute(
+                select(schema.profile_groups.c.record).where(schema.profile_groups.c.id == group_id)
+            ).first()
+            facts = dict(row[0] or {}) if row else {}
+            if error:
+                facts["error"] = error
+            conn.execute(
+                update(schema.profile_groups)
+                .where(schema.profile_groups.c.id == group_id)
+                .values(status="incomplete" if error else "complete", record=facts)
+            )
+            return group_id
+
+        self._write(work)
 
     def add_compression(self, manifest: dict[str, Any], model: dict[str, Any]) -> int:
         """Keep one compression run: its manifest and the TFLite model it wrote; returns its id."""
@@ -440,6 +489,33 @@ class Store:
             )
         return rows[0]
 
+    def group(self, group_id: int) -> dict[str, Any]:
+        """A group's row with its runs (``runs``: profile rows in round order) and the groups made with it
+        (``partners``: rows of the other groups of its batch)."""
+        rows = self._rows(select(schema.profile_groups).where(schema.profile_groups.c.id == group_id))
+        if not rows:
+            raise StoreError(
+                f"no group g:{group_id} in {self.display_url}", "see 'edgeprof results list' (its group column)"
+            )
+        found = rows[0]
+        found["runs"] = self._rows(
+            select(schema.profiles)
+            .where(schema.profiles.c.group_id == group_id)
+            .order_by(schema.profiles.c.group_index, schema.profiles.c.id)
+        )
+        found["partners"] = self._rows(
+            select(schema.profile_groups)
+            .where(schema.profile_groups.c.batch == found["batch"], schema.profile_groups.c.id != group_id)
+            .order_by(schema.profile_groups.c.id)
+        )
+        return found
+
+    def groups(
+        self, *, model: str | None = None, target: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Groups, newest first, filtered like :meth:`profiles` (without their runs: :meth:`group` has them)."""
+        return self._rows(self._filtered(schema.profile_groups, model=model, target=target, limit=limit))
+
     def models(self, sha256s: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """sha256 -> the model's row (name, sizes, inspection)."""
         query = select(schema.models)
@@ -469,15 +545,9 @@ class Store:
 
 
 def energy_mj(record: dict[str, Any]) -> float | None:
-    """Energy per inference in mJ when a sensor measured it (above idle if known, else gross); None otherwise."""
-    energy = record.get("energy") or {}
-    if not energy.get("available"):
-        return None
-    for key in ("mj_per_inference", "mj_per_inference_above_idle", "mj_per_inference_gross"):
-        value = energy.get(key)
-        if isinstance(value, (int, float)):
-            return float(value)
-    return None
+    """Energy per inference in mJ when a sensor measured it (the record's ``Energy.mj``); None otherwise."""
+    energy = Energy.from_dict(record.get("energy") or {})
+    return energy.mj() if energy is not None else None
 
 
 def sqlite_url(path: str | Path) -> str:
