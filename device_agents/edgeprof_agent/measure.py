@@ -44,6 +44,7 @@ _NUMBERS = {
     "idle_seconds": (float, 0.0, True),
     "thermal_interval_s": (float, 0.0, True),
     "ops_rounds": (int, 1, True),
+    "idle_after_seconds": (float, 0.0, True),
 }
 
 
@@ -75,6 +76,17 @@ def _options(args):
                 raise AgentError(BAD_REQUEST, "%s must be a number, not %r" % (name, merged[name]), FIX_OPTIONS)
             if merged[name] <= 0:
                 raise AgentError(BAD_REQUEST, "%s must be positive" % name, FIX_OPTIONS)
+    if merged["duty_cycle"] is not None:
+        try:
+            merged["duty_cycle"] = float(merged["duty_cycle"])
+        except (TypeError, ValueError):
+            raise AgentError(BAD_REQUEST, "duty_cycle must be a number, not %r" % merged["duty_cycle"], FIX_OPTIONS)
+        if not 0.0 < merged["duty_cycle"] <= 1.0:
+            raise AgentError(BAD_REQUEST, "duty_cycle must be in (0, 1], not %s" % merged["duty_cycle"], FIX_OPTIONS)
+        if merged["pause_ms"]:
+            raise AgentError(BAD_REQUEST, "give pause_ms or duty_cycle, not both", FIX_OPTIONS)
+    merged["meter"] = bool(merged["meter"])
+    merged["hold"] = bool(merged["hold"])
     if merged["sampling"] not in (sidecar.SIBLING, sidecar.IN_PROCESS):
         raise AgentError(
             BAD_REQUEST,
@@ -132,17 +144,49 @@ def _operators(runtime, model, interpreter, graph, tensors, opts, timer, emit):
     return found
 
 
+def _monotonic(perf):
+    """A perf_counter value on CLOCK_MONOTONIC (the same clock on Linux; mapped through one paired reading if not)."""
+    return perf + (time.monotonic() - time.perf_counter())
+
+
+def _signalled(emit, phase):
+    """A ``hold()`` for the timed loop: has the host signalled ``stop`` for this phase? (None: no channel.)"""
+    ask = getattr(emit, "signalled", None)
+    return (lambda: ask("stop", phase)) if ask is not None else (lambda: False)
+
+
+def _idle_after(opts, emit):
+    """Sleep after the measured loop, in ticks, until the host's meter has read enough (or the cap): the idle power
+    after the run, so that the host can see a baseline that drifted."""
+    cap = opts["idle_after_seconds"]
+    emit("phase", phase="idle_after", seconds=cap)
+    held = _signalled(emit, "idle_after") if opts["hold"] else None
+    start = time.monotonic()
+    while True:
+        elapsed = time.monotonic() - start
+        if elapsed >= cap or (held is not None and held()):
+            return [start, time.monotonic()]
+        time.sleep(min(0.5, cap - elapsed))
+        emit("progress", phase="idle_after", seconds=round(time.monotonic() - start, 3))
+
+
 def profile(args, emit):
     opts = _options(args)
     model = args["model"]
+    windows = {"clock": "CLOCK_MONOTONIC"}  # what the host maps a meter's readings onto
     quiet = sidecar.start(opts)  # before the model loads: a small process forks cheaply
     try:
         affinity = latency.pin(opts["cpus"])
         quiet.avoid(affinity if opts["cpus"] else None)
         runtime = runtimes.load(opts["runtime"])
-        if quiet.has_sensor:
+        if quiet.has_sensor or (opts["meter"] and quiet.idle_seconds > 0):
             emit("phase", phase="idle", seconds=quiet.idle_seconds)
-            quiet.measure_idle()
+            idle_start = time.monotonic()
+            if quiet.has_sensor:
+                quiet.measure_idle()
+            else:
+                time.sleep(quiet.idle_seconds)
+            windows["idle"] = [idle_start, time.monotonic()]
 
         emit("phase", phase="load")
         baseline_threads = threads.snapshot()
@@ -175,6 +219,7 @@ def profile(args, emit):
             opts["warmup_seconds"] + opts["max_seconds"],
             keep=False,
         )
+        windows["warmup"] = [_monotonic(w0), _monotonic(w1)]
         emit("phase", phase="measure")
         cpu_before = threads.snapshot()
         quiet.run_started()
@@ -185,7 +230,10 @@ def profile(args, emit):
             opts["max_seconds"],
             opts["pause_ms"] / 1000.0,
             tick=lambda runs, seconds: emit("progress", phase="measure", runs=runs, seconds=round(seconds, 3)),
+            duty=opts["duty_cycle"],
+            hold=_signalled(emit, "measure") if opts["hold"] else None,
         )
+        windows["measure"] = [_monotonic(m0), _monotonic(m1)]
         quiet.run_stopped()
         cpu_after = threads.snapshot()
         measured_s = m1 - m0
@@ -196,6 +244,8 @@ def profile(args, emit):
             opts["threads"], baseline_threads, cpu_before, cpu_after, measured_s, quiet.thread_ids()
         )
         energy_result, thermal_report, sampler = quiet.finish(len(samples), measured_s)
+        if opts["meter"] and opts["idle_after_seconds"] > 0:
+            windows["idle_after"] = _idle_after(opts, emit)
     finally:
         quiet.close()
 
@@ -249,6 +299,8 @@ def profile(args, emit):
         warmup={"runs": warm_runs, "seconds": w1 - w0, "mean_ms": warm_ms / warm_runs if warm_runs else None},
         latency_ms=summary,
         measured_seconds=measured_s,
+        duty=_duty(samples, measured_s, opts),
+        windows=windows,
         memory=memory_record,
         energy=energy_result,
         thermal=thermal_report,
@@ -277,7 +329,18 @@ _RECORDED_OPTIONS = (
     "sampling",
     "ops",
     "ops_rounds",
+    "duty_cycle",
 )
+
+
+def _duty(samples, window_s, opts):
+    """The share of the measured window the model ran: asked for (duty_cycle, or implied by pause_ms) and achieved."""
+    busy_s = sum(samples) / 1000.0
+    return {
+        "requested": opts["duty_cycle"],
+        "pause_ms": opts["pause_ms"] or None,
+        "achieved": busy_s / window_s if window_s > 0 else None,
+    }
 
 
 def predict(args, emit):

@@ -14,6 +14,9 @@ from the ``edgeprof_agent`` package that ships in its wheel.
 PID, one process a run), ``group`` (a run of a ``--repeat`` group); 2 (agent 0.5.0) ``ops`` (``profile --ops``:
 latency per operator and the board's peak, ``Operators``) and ``device.peak``; records without ``record_version``
 are 0. ``ops`` is written only when asked for (like ``accuracy``): ``options.ops`` says whether a run was.
+2 also: ``duty`` (the share of the measured window the model ran), ``windows`` (idle, warm-up, measured and idle-after
+windows on the board's CLOCK_MONOTONIC, for a power meter on the host) and, filled by the host, an ``energy`` from
+a meter (``source`` "meter": its 95 % interval, idle baseline, the meter and the clock alignment).
 """
 
 from dataclasses import dataclass, field, fields
@@ -214,34 +217,127 @@ class Memory(Part):
 
 
 @dataclass
+class Meter(Part):
+    """A power meter on the host (edgeprof.meters): what it is and how it was read."""
+
+    kind: Optional[str] = None  # shelly, tasmota, http-json, command
+    where: Optional[str] = None  # "shelly plug at 10.0.0.5": its name in messages
+    method: Optional[str] = None  # what the driver reads (the vendor's documented call)
+    rate_hz: Optional[float] = None  # the rate it was asked to read at
+    resolution_w: Optional[float] = None  # its display step (0: unknown)
+    accuracy_pct: Optional[float] = None  # its stated calibration accuracy, when known
+    target: Optional[str] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+    missing: List[str] = field(default_factory=list)
+
+
+@dataclass
+class Alignment(Part):
+    """The board's CLOCK_MONOTONIC mapped to the host's clock (a meter's readings are stamped on the host)."""
+
+    offset_s: Optional[float] = None
+    drift_ppm: Optional[float] = None
+    error_s: Optional[float] = None  # bound on any mapped time: the edges of every window are shrunk by it
+    rtt_s: Optional[float] = None
+    at_host_s: Optional[float] = None
+    exchanges: Optional[int] = None
+    method: Optional[str] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+    missing: List[str] = field(default_factory=list)
+
+
+SENSOR = "sensor"
+METER = "meter"
+
+
+@dataclass
 class Energy(Part):
-    """Energy per inference from a power sensor, or ``available`` False and the ``reason`` (never a guess)."""
+    """Energy per inference, or ``available`` False and the ``reason`` (never a guess).
+
+    Measured by a power sensor on the board (the agent: ``mj_per_inference`` gross, no interval) or by a meter on
+    the host (``source`` "meter": ``mj_per_inference`` above idle with its 95 % interval ``mj_per_inference_u95``,
+    the idle baseline, the meter and the clock alignment; a board sensor that also ran is under ``board_sensor``).
+    """
 
     available: Optional[bool] = None
     reason: Optional[str] = None
+    fix: Optional[str] = None
+    source: Optional[str] = None  # "meter", or absent: the board's sensor
     checked: Optional[Dict[str, str]] = None
     sensor: Optional[str] = None
     label: Optional[str] = None
     scope: Optional[str] = None
     total: Optional[str] = None
+    basis: Optional[str] = None  # "above idle" or "gross" (absent: the sensor's gross figure)
     mj_per_inference: Optional[float] = None
+    mj_per_inference_u95: Optional[float] = None  # half-width of the 95 % interval (a meter's)
     mj_per_inference_above_idle: Optional[float] = None
     mj_per_inference_gross: Optional[float] = None
+    mj_per_inference_gross_u95: Optional[float] = None
+    relative_u95: Optional[float] = None
+    confidence: Optional[float] = None
+    dof: Optional[float] = None  # degrees of freedom of the interval (Welch-Satterthwaite)
+    coverage_factor: Optional[float] = None
+    precision: Optional[float] = None  # the relative 95 % interval asked for (--energy-precision)
+    precision_reached: Optional[bool] = None
     mean_w: Optional[float] = None
-    idle_w: Optional[float] = None
+    idle_w: Optional[float] = None  # the idle baseline
+    above_idle_w: Optional[float] = None
+    above_idle_w_u95: Optional[float] = None
+    drift_w: Optional[float] = None  # idle after minus idle before
+    drift_u95_w: Optional[float] = None
     sample_rate_hz: Optional[float] = None
+    target_rate_hz: Optional[float] = None
+    resolution_w: Optional[float] = None
     samples: Optional[int] = None
+    idle_samples: Optional[int] = None
+    readings: Optional[int] = None
+    read_errors: Optional[int] = None
+    window_s: Optional[float] = None
+    inferences: Optional[int] = None
+    duty: Optional[float] = None
+    windows: Optional[Dict[str, Any]] = None  # each window's readings, mean and standard error (host clock)
+    stopped: Optional[Dict[str, str]] = None  # phase -> why the host ended it
+    uncertainty: Optional[List[Dict[str, Any]]] = None
+    notes: Optional[List[str]] = None
+    method: Optional[str] = None
+    counter_check: Optional[Dict[str, Any]] = None
+    meter_record: Optional[Dict[str, Any]] = None
+    meter: Optional[Meter] = None
+    alignment: Optional[Alignment] = None
+    board_sensor: Optional["Energy"] = None
     extra: Dict[str, Any] = field(default_factory=dict)
     missing: List[str] = field(default_factory=list)
 
     def mj(self):
-        """mJ per inference when a sensor measured it (the agent's headline figure, else above idle, else gross)."""
+        """mJ per inference when it was measured (the headline figure, else above idle, else gross)."""
         if not self.available:
             return None
         for value in (self.mj_per_inference, self.mj_per_inference_above_idle, self.mj_per_inference_gross):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
         return None
+
+    def origin(self):
+        """``meter`` (a meter on the host) or ``sensor`` (the board's own)."""
+        return METER if self.source == METER else SENSOR
+
+    def u95(self):
+        """Half-width of the 95 % interval of ``mj()``; None when the source gives none (a board sensor)."""
+        if self.mj() is None or self.origin() != METER:
+            return None
+        value = self.mj_per_inference_u95
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    def basis_text(self):
+        if self.basis:
+            return self.basis
+        if self.mj_per_inference is None and self.mj_per_inference_above_idle is not None:
+            return "above idle"
+        return "gross"
+
+
+Energy.NESTED = {"meter": Meter, "alignment": Alignment, "board_sensor": Energy}
 
 
 @dataclass
@@ -543,6 +639,31 @@ class Group(Part):
 
 
 @dataclass
+class Duty(Part):
+    """The share of the measured window the model ran: asked for (``duty_cycle``, or ``pause_ms``) and achieved."""
+
+    requested: Optional[float] = None
+    pause_ms: Optional[float] = None
+    achieved: Optional[float] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+    missing: List[str] = field(default_factory=list)
+
+
+@dataclass
+class Windows(Part):
+    """The agent's phases on the board's monotonic clock, ``[start, end]`` in seconds: what a meter on the host
+    maps onto its own clock."""
+
+    clock: Optional[str] = None
+    idle: Optional[List[float]] = None
+    warmup: Optional[List[float]] = None
+    measure: Optional[List[float]] = None
+    idle_after: Optional[List[float]] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+    missing: List[str] = field(default_factory=list)
+
+
+@dataclass
 class ProfileRecord(Part):
     """One model measured once, in one agent process, on one board: what ``profile`` answers and the store keeps.
 
@@ -565,6 +686,8 @@ class ProfileRecord(Part):
         "accuracy": Accuracy,
         "group": Group,
         "ops": Operators,
+        "duty": Duty,
+        "windows": Windows,
     }
 
     record_version: Optional[int] = None
@@ -591,6 +714,8 @@ class ProfileRecord(Part):
     warmup: Optional[Warmup] = None
     latency_ms: Optional[Latency] = None
     measured_seconds: Optional[float] = None
+    duty: Optional[Duty] = None
+    windows: Optional[Windows] = None
     memory: Optional[Memory] = None
     energy: Optional[Energy] = None
     thermal: Optional[Thermal] = None
@@ -622,6 +747,9 @@ class ProfileRecord(Part):
 
     def energy_mj(self):
         return self.energy.mj() if self.energy else None
+
+    def energy_u95(self):
+        return self.energy.u95() if self.energy else None
 
     def emulated(self):
         return bool(self.device and self.device.emulated)

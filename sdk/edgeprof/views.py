@@ -15,7 +15,9 @@ from typing import Any
 
 from edgeprof_agent.record import (
     LATENCY_FIGURES,
+    METER,
     NOT_RECORDED,
+    Energy,
     Latency,
     OperatorRow,
     Operators,
@@ -100,7 +102,7 @@ def run_lines(rec: ProfileRecord) -> list[str]:
         latency_table([("", lat)]),
         "",
         memory_line(mem),
-        energy_line(rec),
+        *energy_lines(rec),
         *thermal_lines(rec),
         *accuracy_lines(rec),
         *stability_lines(rec),
@@ -159,10 +161,37 @@ def _mj(value: float) -> str:  # float noise of equal means is not a figure
     return "0" if abs(value) < 1e-9 else f"{value:.4g}"
 
 
+def _g(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "?"
+    return "0" if abs(value) < 1e-12 else f"{value:.{digits}g}"
+
+
+def mj_text(mj: float, u95: float | None) -> str:
+    """``1.234 ± 0.05``: a figure of energy per inference and, when it has one, its 95 % half-width."""
+    return _mj(mj) + (f" ± {_g(u95, 2)}" if u95 is not None else "")
+
+
+def energy_cell(rec: ProfileRecord) -> str:
+    """A run's energy per inference in one table cell (report, compare, check): ``1.234 ± 0.05`` mJ, or ``-``."""
+    value = rec.energy_mj()
+    return mj_text(value, rec.energy_u95()) if value is not None else "-"
+
+
+def energy_lines(rec: ProfileRecord) -> list[str]:
+    """The energy of one run: the board's sensor in one line, a meter on the host with its conditions."""
+    energy = rec.energy
+    if energy is not None and energy.origin() == METER:
+        return meter_lines(energy)
+    return [energy_line(rec)]
+
+
 def energy_line(rec: ProfileRecord) -> str:
     energy = rec.energy
     if energy is None:
         return f"energy: {NOT_RECORDED} (agent {rec.agent_version} did not measure it)"
+    if energy.origin() == METER:
+        return meter_lines(energy)[0]
     if not energy.available:
         checked = energy.checked or {}
         if "energy" not in checked and checked:
@@ -177,6 +206,100 @@ def energy_line(rec: ProfileRecord) -> str:
         + f"; {energy.label}"
         + (f" [{energy.total}]" if energy.total else "")
         + f" at {energy.sample_rate_hz or 0:.0f} Hz, {energy.samples} readings"
+    )
+
+
+def meter_headline(energy: Energy) -> str:
+    """``1.23 ± 0.05 mJ/inference above idle (95 %)`` or ``unavailable (reason; fix)``."""
+    value = energy.mj()
+    if value is None:
+        return f"unavailable ({energy.reason or 'no reading'}" + (f"; {energy.fix})" if energy.fix else ")")
+    u95 = energy.u95()
+    return f"{mj_text(value, u95)} mJ/inference {energy.basis_text()}" + (" (95 %)" if u95 is not None else "")
+
+
+def meter_conditions(energy: Energy) -> str:
+    """The meter and how it read this run: its name and rate, readings per window, clock alignment, duty."""
+    meter, alignment = energy.meter, energy.alignment
+    where = energy.label or (meter.where if meter else None) or "a meter on the host"
+    rate = energy.target_rate_hz if energy.target_rate_hz is not None else (meter.rate_hz if meter else None)
+    after = (energy.windows or {}).get("idle_after") or {}
+    return (
+        f"meter: {where} at {_g(rate)} Hz"
+        + (f", {energy.resolution_w:g} W steps" if energy.resolution_w else "")
+        + f"; {energy.samples} readings in the loop, {energy.idle_samples} idle before"
+        + (f", {after.get('readings')} after" if after else "")
+        + (
+            f"; clocks aligned to ±{alignment.error_s * 1000:.2g} ms"
+            if alignment is not None and alignment.error_s is not None
+            else ""
+        )
+        + (f"; duty {energy.duty:.0%}" if energy.duty is not None else "")
+    )
+
+
+def meter_lines(energy: Energy) -> list[str]:
+    """A meter's energy: the figure with its 95 % interval and the idle baseline, the meter's conditions, notes."""
+    if energy.mj() is None:
+        return [f"energy: {meter_headline(energy)}"]
+    rel = energy.relative_u95
+    out = [
+        f"energy: {meter_headline(energy)}"
+        + (f", ±{rel:.1%}" if rel is not None else "")
+        + f"; {_g(energy.above_idle_w)} ± {_g(energy.above_idle_w_u95, 2)} W above idle "
+        f"{_g(energy.idle_w)} W (gross {_g(energy.mj_per_inference_gross, 4)} mJ/inference)",
+        f"  {meter_conditions(energy)}",
+    ]
+    out += [f"  ! {note}" for note in energy.notes or []]
+    board = energy.board_sensor
+    if board is not None and board.mj() is not None:
+        out.append(f"  board sensor ({board.label}): {_g(board.mj(), 4)} mJ/inference gross")
+    return out
+
+
+def group_energy_lines(records: Sequence[ProfileRecord]) -> list[str]:
+    """A group's energy: the median of its runs' figures, each run's (with its interval, when metered) and the
+    spread between them; a run that measured none says why."""
+    energies = [r.energy_mj() for r in records]
+    found = [(r, e) for r, e in zip(records, energies, strict=True) if e is not None]
+    missing = [r for r, e in zip(records, energies, strict=True) if e is None]
+    if not found:
+        return energy_lines(missing[0])
+    values = [e for _, e in found]
+    metered = [r.energy for r, _ in found if r.energy is not None and r.energy.origin() == METER]
+    basis = found[0][0].energy.basis_text() if found[0][0].energy is not None else "gross"
+    runs = ", ".join(mj_text(e, r.energy_u95()) for r, e in found)
+    low, high = min(values), max(values)
+    spread = (
+        f"; runs {_mj(low)} .. {_mj(high)} ({high / low - 1:.1%} max over min)" if len(values) > 1 and low > 0 else ""
+    )
+    lines = [
+        f"energy: median {_mj(median_of(values) or 0)} mJ/inference {basis} over {len(values)} runs ({runs}){spread}"
+    ]
+    if missing:
+        first = missing[0]
+        why = energy_line(first)[len("energy: ") :]
+        lines.append(f"  ! energy {why} in {len(missing)} of {len(records)} runs (first: run #{first.id})")
+    if metered:
+        lines.append(f"  {group_meter_line(metered)}")
+    return lines
+
+
+def group_meter_line(metered: Sequence[Energy]) -> str:
+    """The meter of a group's runs: each process metered on its own (its idle, its clock exchanges)."""
+    first = metered[0]
+    where = first.label or (first.meter.where if first.meter else None) or "a meter on the host"
+    idles = [e.idle_w for e in metered if e.idle_w is not None]
+    errors = [e.alignment.error_s for e in metered if e.alignment is not None and e.alignment.error_s is not None]
+    duties = [e.duty for e in metered if e.duty is not None]
+    return (
+        f"meter: {where} at {_g(first.target_rate_hz)} Hz"
+        + (f", {first.resolution_w:g} W steps" if first.resolution_w else "")
+        + f"; each of {len(metered)} runs metered on its own: {sum(e.samples or 0 for e in metered)} readings in "
+        "the loops"
+        + (f", idle baseline {_g(min(idles))} .. {_g(max(idles))} W" if idles else "")
+        + (f"; clocks aligned to ±{max(errors) * 1000:.2g} ms" if errors else "")
+        + (f"; duty {median_of(duties):.0%}" if duties else "")
     )
 
 
@@ -302,7 +425,8 @@ def spread_line(spread: Spread | None) -> str:
 
 def group_lines(records: Sequence[ProfileRecord], info: GroupInfo) -> list[str]:
     """A group: each run's latency, the median of each figure across runs, the spread between processes, and the
-    facts of its runs (memory: the largest; energy: the median; throttling and stability: every run's)."""
+    facts of its runs (memory: the largest; energy: the median and the spread, each run's interval when a meter
+    measured it; throttling and stability: every run's)."""
     if not records:
         return [f"group g:{info.id}: no run was stored" + (f" ({info.error})" if info.error else "")]
     first = records[0]
@@ -336,14 +460,7 @@ def group_lines(records: Sequence[ProfileRecord], info: GroupInfo) -> list[str]:
     peaks = [r.memory.peak_rss_kb for r in records if r.memory and r.memory.peak_rss_kb]
     largest = max(records, key=lambda r: (r.memory.peak_rss_kb or 0) if r.memory else 0)
     lines.append(memory_line(largest.memory) + (f" (the largest of {len(peaks)} runs)" if len(peaks) > 1 else ""))
-    energies = [r.energy_mj() for r in records]
-    if all(e is not None for e in energies):
-        lines.append(
-            f"energy: median {_mj(median_of(energies) or 0)} mJ/inference over {len(energies)} runs "
-            f"({', '.join(_mj(e) for e in energies if e is not None)})"
-        )
-    else:
-        lines.append(energy_line(next(r for r, e in zip(records, energies, strict=True) if e is None)))
+    lines += group_energy_lines(records)
     throttled = [r.id for r in records if r.throttled]
     if throttled:
         lines.append(f"THROTTLED during run(s) {', '.join(f'#{i}' for i in throttled)}")

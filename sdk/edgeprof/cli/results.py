@@ -424,11 +424,21 @@ CSV_COLUMNS = [
     "std_ms",
     "peak_rss_kb",
     "energy_mj",
+    "energy_u95_mj",
+    "energy_source",
     "throttled",
     "group_id",
     "group_index",
     "edgeprof_version",
 ]
+
+
+def _energy_columns(row: dict[str, Any]) -> dict[str, Any]:
+    """The 95 % half-width of a run's energy per inference (a meter's) and where the figure came from."""
+    energy = views.load(row["record"]).energy
+    if energy is None or energy.mj() is None:
+        return {}
+    return {"energy_u95_mj": energy.u95(), "energy_source": energy.origin()}
 
 
 @command.command("export")
@@ -437,6 +447,14 @@ CSV_COLUMNS = [
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, writable=True), default=None, help="File [stdout].")
 @click.option("--samples", is_flag=True, help="CSV: one row per latency sample instead of one per run.")
+@click.option(
+    "--mlflow",
+    "mlflow_uri",
+    default=None,
+    metavar="URI",
+    help="Send the runs to this MLflow tracking server instead (runs already there are skipped; a group's runs go "
+    "under one parent run).",
+)
 @store_option
 def export(
     model: str | None,
@@ -446,17 +464,34 @@ def export(
     fmt: str,
     out: str | None,
     samples: bool,
+    mlflow_uri: str | None,
     as_json: bool,
     store: str,
 ) -> None:
-    """Write profile runs as CSV (one row per run, or per sample) or JSON (every record in full), oldest first.
+    """Write profile runs as CSV (one row per run, or per sample) or JSON (every record in full), oldest first,
+    or send them to MLflow.
 
     \b
     Examples:
       edgeprof results export --format csv -o runs.csv
       edgeprof results export --format json --target local --since 1w -o runs.json
       edgeprof results export --samples --model mobilenet.tflite > samples.csv
+      edgeprof results export --mlflow http://mlflow.lab:5000 --since 1w
     """
+    if mlflow_uri:
+        from .. import tracking
+
+        tracker = tracking.Tracker(mlflow_uri)
+        with using_store(store) as db:
+            sent, skipped = tracking.export(
+                tracker, db, db.iter_profiles(model=model, target=target, since=since, until=until)
+            )
+        click.echo(
+            f"sent {sent} runs to MLflow at {mlflow_uri} (experiment {tracker.experiment_name})"
+            + (f"; {skipped} were there already" if skipped else ""),
+            err=True,
+        )
+        return
     fmt = "json" if as_json else fmt
     stream = io.StringIO() if out else sys.stdout
     count = 0
@@ -479,7 +514,8 @@ def export(
                         for i, value in enumerate(row["record"].get("samples_ms") or []):
                             writer.writerow([row["id"], i, value])
                     else:
-                        writer.writerow(["" if row.get(c) is None else row.get(c) for c in CSV_COLUMNS])
+                        cells = {**row, **_energy_columns(row)}
+                        writer.writerow(["" if cells.get(c) is None else cells.get(c) for c in CSV_COLUMNS])
                     count += 1
                     step(count, total)
     if out:

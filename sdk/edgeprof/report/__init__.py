@@ -28,6 +28,7 @@ from ..budget import METRICS, Budget, BudgetReport, Check, check_store
 from ..store import Store
 from ..store.lineage import Merit
 from ..store.sql import energy_mj
+from ..views import energy_cell, load
 from .collect import ReportData, collect
 from .plots import Plot, all_plots, labels
 
@@ -182,14 +183,13 @@ class Report:
             "<tr><th>run</th><th class=l>model</th><th class=l>target</th><th class=l>runtime</th><th>threads</th>"
             "<th class=l>delegate</th><th>runs</th><th>median ms</th><th>p90 ms</th><th>p99 ms</th><th>std ms</th>"
             "<th>peak RSS</th>"
-            + ("<th>energy mJ</th>" if any_energy else "")
+            + ("<th>energy mJ<br><span class=note>± 95 % (meter)</span></th>" if any_energy else "")
             + "<th class=l>thermal</th><th class=l>group</th><th class=l>when (UTC)</th>"
             "<th class=l>caveats</th></tr>"
         )
         body = []
         for r in self.data.runs:
             rec = r["record"]
-            energy = energy_mj(rec)
 
             def td(metric: str, text: str, r: dict[str, Any] = r) -> str:
                 cls = _budget_class(self._check(r["model_sha256"], r["target"], metric))
@@ -205,7 +205,7 @@ class Report:
                 + td("p99_ms", _table.ms(r["p99_ms"]))
                 + f"<td>{_table.ms(r['std_ms'])}</td>"
                 + td("peak_memory_mib", _table.size(r["peak_rss_kb"] * 1024 if r["peak_rss_kb"] else None))
-                + (td("energy_mj", _num(energy, ".3f")) if any_energy else "")
+                + (td("energy_mj", _e(energy_cell(load(rec)))) if any_energy else "")
                 + f"<td class=l>{_thermal(rec)}</td>"
                 f"<td class=l>{_e(_group(r))}</td>"
                 f"<td class=l>{_e(r['created_at'][:19].replace('T', ' '))}</td>"

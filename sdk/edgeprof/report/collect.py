@@ -17,7 +17,7 @@ from ..store.lineage import (
     latest_by_model,
 )
 from ..store.sql import energy_mj
-from ..views import caveat_note, load
+from ..views import caveat_note, energy_line, load
 
 
 @dataclass
@@ -90,11 +90,8 @@ def collect(
         )
     reasons = {}
     for run in runs:
-        energy = run["record"].get("energy")
-        if energy_mj(run["record"]) is None:
-            reasons.setdefault(
-                run["target"], (energy or {}).get("reason") or "this edgeprof's agent did not measure energy"
-            )
+        if energy_mj(run["record"]) is None:  # why not, as profile and results show say it
+            reasons.setdefault(run["target"], energy_line(load(run["record"])).removeprefix("energy: "))
     merits = [m for m in all_merits(store, model=model, target=target, since=since)]
     with_ops: dict[tuple[str, str], dict[str, Any]] = {}
     for row in profiles:  # newest first

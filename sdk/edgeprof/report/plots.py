@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from ..compare import samples_of
-from ..store.sql import energy_mj
 from .collect import ReportData
 
 DPI = 110
@@ -442,27 +441,41 @@ def size_per_layer(data: ReportData) -> list[Plot]:
 
 
 def energy_per_inference(data: ReportData) -> Plot | None:
-    measured = [(r, energy_mj(r["record"])) for r in data.runs]
-    measured = [(r, e) for r, e in measured if e is not None]
+    from ..energy import figure_of
+
+    measured = [(r, figure_of(r["record"])) for r in data.runs]
+    measured = [(r, f) for r, f in measured if f is not None]
     if not measured:
         return None
     names = labels(data)
     fig = _figure(9.5, 1.2 + 0.45 * len(measured))
     ax = fig.subplots()
+    errors = [f.u95 if f.u95 is not None else 0.0 for _, f in measured]
     ax.barh(
         range(len(measured)),
-        [e for _, e in measured],
+        [f.mj for _, f in measured],
+        xerr=errors if any(errors) else None,
+        capsize=4,
         color=[COLORS[i % len(COLORS)] for i in range(len(measured))],
     )
     ax.set_yticks(
-        range(len(measured)), [f"{names.get(r['model_sha256'], r['model_name'])} on {r['target']}" for r, _ in measured]
+        range(len(measured)),
+        [f"{names.get(r['model_sha256'], r['model_name'])} on {r['target']} ({f.basis})" for r, f in measured],
     )
     ax.set_xlabel("energy per inference (mJ)")
+    ax.set_xlim(left=0)
     ax.grid(axis="x", alpha=0.3)
+    sources = [
+        "a power meter on the host (above idle)" if s == "meter" else f"the board's {s} sensor"
+        for s in sorted({f.source for _, f in measured})
+    ]
     return Plot(
         "energy",
         "Energy per inference",
-        "Energy per inference measured by the board's power sensor during the newest run of each model.",
+        "Energy per inference during the newest run of each model, from "
+        + ", ".join(sources)
+        + ("; whiskers: the 95 % interval of a metered figure" if any(errors) else "")
+        + ".",
         _png(fig),
         fig,
     )
