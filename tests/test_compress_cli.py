@@ -87,3 +87,16 @@ def test_recipe_file_refuses_step_flags_it_would_ignore(models: Path, tmp_path: 
         assert done.returncode == 2, flag
         assert "cannot be combined" in done.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_qat_from_flags_prints_its_summary(models: Path, tmp_path: Path) -> None:
+    # The QAT step's effect lists the layers it wrapped (a list, where the channels step's is a dict per layer):
+    # the summary's per-layer structure table must read both, not end a finished run with an AttributeError.
+    out = tmp_path / "out"
+    done = run_cli(
+        "compress", str(models / "cnn.keras"), "-o", str(out), "--data", str(models / "digits.npz"),
+        "--quantize", "qat", "--epochs", "1",
+    )  # fmt: skip
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "quantize qat" in done.stdout and "headline:" in done.stdout, done.stdout
+    assert (out / "model.tflite").is_file()

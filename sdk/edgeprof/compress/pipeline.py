@@ -147,7 +147,10 @@ def _structure_lines(m: dict[str, Any]) -> list[str]:
     """Per layer, what a step that changed the model's structure did to it: channels kept, MACs and parameters."""
     rows = []
     for step in m["steps"]:
-        for name, row in (step.get("effect") or {}).get("layers", {}).items():
+        layers = (step.get("effect") or {}).get("layers")
+        if not isinstance(layers, dict):  # QAT lists the layers it wrapped: no structure changed
+            continue
+        for name, row in layers.items():
             if isinstance(row, dict) and "macs_before" in row:
                 rows.append(
                     [
