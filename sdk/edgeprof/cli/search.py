@@ -123,7 +123,18 @@ def run(
     as_json: bool,
     store: str,
 ) -> None:
-    """Run (or --resume) a search; progress per trial on stderr, the study's table on stdout."""
+    """Run (or --resume) a search; progress per trial on stderr, the study's table on stdout.
+
+    'edgeprof search MODEL ...' is this command. Before the first trial trains, everything is checked: the space
+    file, the data, the targets, and that every objective can be measured on every board (energy needs a power
+    sensor). Each trial is stored like any run: results, compare and check work on it.
+
+    \b
+    Examples:
+      edgeprof search run model.keras --data data.npz --space examples/search/cnn-latency.toml --trials 30
+      edgeprof search run model.keras --data data.npz --space space.toml --max-drop 1 --target pi5,orin
+      edgeprof search run model.keras --data data.npz --space space.toml --executor ray --ray-address HEAD:6379
+    """
     from ..budget import Budget
     from ..profile import ProfileOptions
     from ..search import limits_energy, search
@@ -179,7 +190,14 @@ def _print(found: Any, as_json: bool) -> None:
 @json_option
 @store_option
 def show(study: str, lam: float | None, importances: bool, as_json: bool, store: str) -> None:
-    """A study's trials, its noise-aware front, the λ-weighted optimum over λ, the knee (--json for all of it)."""
+    """A study's trials, its noise-aware front, the λ-weighted optimum over λ, the knee (--json for all of it).
+
+    \b
+    Examples:
+      edgeprof search show cnn-cnn-latency
+      edgeprof search show cnn-cnn-latency --lambda 10 --importances
+      edgeprof search show cnn-cnn-latency --json
+    """
     from ..search import load_result
     from ..store import using_store
 
@@ -195,7 +213,13 @@ def show(study: str, lam: float | None, importances: bool, as_json: bool, store:
 @json_option
 @store_option
 def export_command(study: str, trial: int | None, lam: float | None, out: str, as_json: bool, store: str) -> None:
-    """Write a trial's model.tflite and manifest.json to OUT: --trial N, or the optimum for --lambda L."""
+    """Write a trial's model.tflite and manifest.json to OUT: --trial N, or the optimum for --lambda L.
+
+    \b
+    Examples:
+      edgeprof search export cnn-cnn-latency --trial 7 -o best
+      edgeprof search export cnn-cnn-latency --lambda 10 -o best
+    """
     from ..search import export
     from ..store import using_store
 
@@ -213,7 +237,13 @@ def export_command(study: str, trial: int | None, lam: float | None, out: str, a
 @json_option
 @store_option
 def list_command(as_json: bool, store: str) -> None:
-    """The studies in the store."""
+    """The studies in the store.
+
+    \b
+    Examples:
+      edgeprof search list
+      edgeprof search list --json
+    """
     from .. import _table
     from ..search.study import names
     from ..store import using_store

@@ -14,13 +14,13 @@ result is the front that takes noise into account, the λ-weighted optimum and t
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..compress.models import file_sha256
 from ..errors import ModelError
 from . import space as space_mod
 from .objectives import check_measurable
@@ -34,27 +34,38 @@ Say = Callable[[str], None]
 DEFAULT_REPEAT = 3
 
 
-def file_sha256(path: Path) -> str:
-    """A model file's SHA-256, or a SavedModel folder's (its files' names and contents, in order)."""
-    digest = hashlib.sha256()
-    if path.is_dir():
-        for item in sorted(p for p in path.rglob("*") if p.is_file()):
-            digest.update(str(item.relative_to(path)).encode())
-            digest.update(item.read_bytes())
-    else:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def _data_spec(data: str) -> tuple[str, str | None]:
-    """The data as the study keeps it (a file by absolute path) and the file's SHA-256; checked before training."""
+def _data_spec(data: str, seed: int) -> tuple[str, str | None, str]:
+    """The data as the study keeps it (a file by absolute path), the file's SHA-256 and the test split's (as
+    ``compress`` splits it with the space's seed); checked before anything trains."""
     from ..data import load_data
     from ..data_checks import check_arrays
 
     path = Path(data)
     spec = str(path.resolve()) if path.exists() else data
-    check_arrays(load_data(spec))  # a bad file is one line now, not one failed trial per recipe
-    return spec, (file_sha256(path) if path.is_file() else None)
+    dataset = load_data(spec, seed=seed)
+    check_arrays(dataset)  # a bad file is one line now, not one failed trial per recipe
+    return spec, (file_sha256(path) if path.is_file() else None), dataset.test_fingerprint()
+
+
+def _stored_baseline(store: Any, model_sha: str, test_sha: str, space: space_mod.Space) -> dict[str, Any] | None:
+    """A float32 export of this model already stored and still on disk, evaluated on the same test split with the
+    same task settings: another study of the model reuses it instead of exporting again."""
+    from ..modelfile import sha256_bytes
+
+    top = dict(space.top)
+    for row in store.compressions():
+        record = row["record"]
+        recipe = record.get("recipe") or {}
+        if not row.get("is_baseline") or row["source_sha256"] != model_sha:
+            continue
+        if (record.get("data") or {}).get("test_sha256") != test_sha or recipe.get("seed") != space.seed:
+            continue
+        if any(recipe.get(k) != top.get(k) for k in ("runtime", "task", "loss", "metric")):
+            continue
+        path = Path(record.get("written_to") or "")
+        if path.is_file() and sha256_bytes(path.read_bytes()) == row["model_sha256"]:
+            return {"compression": row["id"], "path": str(path), "sha256": row["model_sha256"]}
+    return None
 
 
 def _baseline(ctx_model: str, data: str, out: Path, space: space_mod.Space, store: Any, study: str,
@@ -133,7 +144,7 @@ def search(
     chosen = select_targets(list(targets))
     found_objectives = parse_objectives(objectives, [t.name for t in chosen])
     limits = Budget.from_file(budget) if budget is not None else None
-    data_spec, data_sha = _data_spec(str(data))
+    data_spec, data_sha, test_sha = _data_spec(str(data), searched.seed)
     options = options or ProfileOptions()
     check_measurable(found_objectives, chosen, options, energy=limits_energy(limits))
     name = study or f"{model_path.stem}-{Path(space).stem}"
@@ -165,7 +176,7 @@ def search(
             folder = Path(old.out)
         base = settings.baseline
         if not base or not Path(base["path"]).is_file() or file_sha256(Path(base["path"])) != base["sha256"]:
-            settings.baseline = _baseline(
+            settings.baseline = _stored_baseline(db, settings.model_sha256, test_sha, searched) or _baseline(
                 str(model_path), data_spec, folder / "baseline", searched, db, name, custom_objects, say
             )
         opened = open_study(db.url, name, settings)
