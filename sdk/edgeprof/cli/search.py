@@ -261,4 +261,4 @@ def list_command(as_json: bool, store: str) -> None:
          ", ".join(s["settings"].get("objectives", [])), str(s["started"] or "")[:19]]
         for s in found
     ]  # fmt: skip
-    click.echo(_table.table(["study", "sampler", "trials", "targets", "objectives", "started"], rows, align="lllll"))
+    click.echo(_table.table(["study", "sampler", "trials", "targets", "objectives", "started"], rows, align="llrlll"))

@@ -179,7 +179,7 @@ def search(
             settings.baseline = _stored_baseline(db, settings.model_sha256, test_sha, searched) or _baseline(
                 str(model_path), data_spec, folder / "baseline", searched, db, name, custom_objects, say
             )
-        opened = open_study(db.url, name, settings)
+        opened = open_study(db.url, name, settings, trials)
         ctx = Context(
             study=name,
             model=str(model_path),

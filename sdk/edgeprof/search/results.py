@@ -164,8 +164,9 @@ class StudyResult:
                 same = [n for n in b["within_noise"] if n != b["trial"]]
                 lines.append(
                     f"\nbest within {b['max_drop']:g} pp ({self.primary.name}): trial {row.number}, {row.recipe}: "
-                    f"{format_value(self.primary, row.values.get(self.primary.name))}, {_speed(row.figures)} than "
-                    f"float32, accuracy drop {row.values.get('accuracy_drop', row.figures.get('accuracy_drop')):+.2f}"
+                    f"{format_value(self.primary, row.values.get(self.primary.name))} (vs float32: "
+                    f"{_speed(row.figures)}), accuracy drop "
+                    f"{row.values.get('accuracy_drop', row.figures.get('accuracy_drop')):+.2f}"
                     + (f"; as good within noise: trial {', '.join(map(str, same))}" if same else "")
                 )
         if self.curve:
@@ -237,7 +238,7 @@ def _rows(study: Any, settings: Settings, objectives: list[Objective]) -> list[T
 def points(rows: list[TrialRow], objectives: list[Objective]) -> list[Point]:
     found = []
     for row in rows:
-        if row.state != "COMPLETE" or not row.values:
+        if row.state != "COMPLETE" or not row.values or row.same_as is not None:  # a repeat is its original's point
             continue
         groups = {name: b["trial_group"] for name, b in (row.figures.get("boards") or {}).items() if "trial_group" in b}
         drop = row.values.get("accuracy_drop", row.figures.get("accuracy_drop"))

@@ -38,6 +38,9 @@ SAMPLERS = ("grid", "random", "tpe", "nsga2")
 HEARTBEAT_SECONDS = 30
 GRACE_SECONDS = 120
 SETTINGS_KEY = "edgeprof"
+#: Profile options that change what a figure means (a resumed study keeps them); how long each run measures
+#: (runs, min_seconds, warm-up, idle) may change between sessions.
+MEASURE_KEYS = ("threads", "delegate", "runtime", "delegate_options", "pause_ms", "cpus", "energy", "energy_command")
 RESUME_KEYS = {
     "model_sha256": "the model",
     "data": "--data",
@@ -109,8 +112,9 @@ def differences(old: Settings, new: Settings) -> list[str]:
     for key, label in RESUME_KEYS.items():
         if a.get(key) != b.get(key):
             if key == "options":
-                changed = sorted(k for k in (a[key] or {}) if (a[key] or {}).get(k) != (b[key] or {}).get(k))
-                found.append(f"{label}: {', '.join(changed)}")
+                changed = [k for k in MEASURE_KEYS if (a[key] or {}).get(k) != (b[key] or {}).get(k)]
+                if changed:
+                    found.append(f"{label}: " + ", ".join(f"{k} {a[key].get(k)} → {b[key].get(k)}" for k in changed))
             elif key == "model_sha256":
                 found.append(f"the model file changed ({a['model']} sha256 {a[key][:12]} → {b[key][:12]})")
             else:
@@ -230,17 +234,19 @@ def existing(store_url: str, name: str, settings: Settings, *, resume: bool) -> 
     return old
 
 
-def open_study(store_url: str, name: str, settings: Settings) -> Any:
+def open_study(store_url: str, name: str, settings: Settings, trials: int) -> Any:
     """Create the study (a grid's recipes queued), or open it and keep ``settings`` (a resumed study may change
-    samplers, e.g. random first, then TPE)."""
+    samplers, e.g. random first, then TPE); with the sampler ``settings`` name, for ``trials`` trials."""
     optuna = _optuna()
     rdb = storage(store_url)
+    chosen = sampler(settings.sampler, settings.seed, trials)
     with quiet():
         if name in {s.study_name for s in optuna.study.get_all_study_summaries(rdb)}:
-            study = optuna.load_study(study_name=name, storage=rdb)
+            study = optuna.load_study(study_name=name, storage=rdb, sampler=chosen)
             study.set_user_attr(SETTINGS_KEY, settings.to_dict())
             return study
-        study = optuna.create_study(study_name=name, storage=rdb, directions=["minimize"] * len(settings.objectives))
+        directions = ["minimize"] * len(settings.objectives)
+        study = optuna.create_study(study_name=name, storage=rdb, directions=directions, sampler=chosen)
     settings.created_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     study.set_user_attr(SETTINGS_KEY, settings.to_dict())
     with quiet():
@@ -518,7 +524,7 @@ class Runner:
             speed = board.get("speed") or {}
             if speed.get("verdict"):
                 where = f" on {name}" if len(self.settings.targets) > 1 else ""
-                parts.append(f"{speed['verdict']}{where} than float32 ({speed.get('test', '')})")
+                parts.append(f"vs float32{where}: {speed['verdict']} ({speed.get('test', '')})")
         text = ", ".join(parts) + f"; compression run #{found['compression']}"
         if broken:
             text += "; over the constraints: " + "; ".join(broken)
