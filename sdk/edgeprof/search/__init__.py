@@ -149,6 +149,7 @@ def search(
     check_measurable(found_objectives, chosen, options, energy=limits_energy(limits))
     name = study or f"{model_path.stem}-{Path(space).stem}"
     folder = Path(out).resolve() if out is not None else (Path("edgeprof-search") / name).resolve()
+    runs_on = _executor(executor, ray_address, chosen, parallel, say, on_progress)  # a cluster's boards: checked now
     db = open_store(store)
     try:
         settings = Settings(
@@ -197,7 +198,7 @@ def search(
             opened,
             settings,
             ctx,
-            _executor(executor, ray_address, chosen, parallel, say, on_progress),
+            runs_on,
             db,
             budget=limits,
             say=say,
@@ -205,12 +206,10 @@ def search(
         )
         say(f"study {name} in {db.location}: {settings.sampler}, {trials} trials, objectives "
             f"{', '.join(settings.objectives)}, on {', '.join(settings.targets)} ({runner.executor.name})")  # fmt: skip
-        try:
-            runner.run(trials)
-        finally:
-            runner.executor.close()
+        runner.run(trials)
         return load_result(db, name)
     finally:
+        runs_on.close()
         db.close()
 
 

@@ -89,12 +89,16 @@ def _forwarded_env() -> dict[str, str]:
 
 def _ray_measure(ctx: Context, number: int, tflite: bytes, baseline: bytes, target_index: int) -> Board:
     """A Ray task: one board, holding its resource."""
+    import ray
+
     target = ctx.targets[target_index]
+    node = ray.get_runtime_context().get_node_id()
     try:
         (board,) = measure_trial(ctx, number, tflite, baseline, targets=[target])
-        return board
     except EdgeprofError as exc:
-        return Board(target.name, error=f"profile: {exc}")
+        board = Board(target.name, error=f"profile: {exc}")
+    board.node = node
+    return board
 
 
 def _ray_trial(ctx: Context, number: int, recipe: dict[str, Any], baseline: bytes) -> Outcome:
@@ -103,8 +107,7 @@ def _ray_trial(ctx: Context, number: int, recipe: dict[str, Any], baseline: byte
 
     from .trial import compress_trial
 
-    node = ray.get_runtime_context().get_node_id()
-    outcome = Outcome(number, node=f"{socket.gethostname()} node {node[:8]}")
+    outcome = Outcome(number, node=ray.get_runtime_context().get_node_id())
     try:
         outcome.compressed = compress_trial(ctx, number, recipe)
     except EdgeprofError as exc:

@@ -8,8 +8,8 @@ work on one study at once (each asks the sampler for its next trial through the 
 Resuming checks that the study is the same search: a changed space, model, data, objective, target, constraint or
 measurement setting is refused with the difference named, because the trials already run would not be comparable
 with the new ones. A trial interrupted by Ctrl-C is failed as "interrupted" and put back in the queue, so
-``--resume`` runs it first; one whose host died stops sending heartbeats and is failed and queued again the same way
-by the next run (after ``GRACE_SECONDS``).
+``--resume`` runs it again (after what was queued before it); one whose host died stops sending heartbeats and is
+failed and queued again the same way by the next run (after ``GRACE_SECONDS``).
 """
 
 from __future__ import annotations
@@ -365,10 +365,13 @@ class Runner:
         try:
             while True:
                 while len(flying) < self.executor.slots and self._more(wanted):
-                    trial = self._ask()
-                    if trial is not None:
-                        flying[trial.number] = trial
+                    asked = self._ask()
+                    if asked is not None:
+                        trial, recipe = asked
+                        flying[trial.number] = trial  # first: the in-process executor runs the trial in submit
                         heartbeat.add(trial._trial_id)
+                        self._started[trial.number] = time.perf_counter()
+                        self.executor.submit(self.ctx, trial.number, recipe, self.baseline_bytes)
                 if not flying:
                     break
                 for outcome in self.executor.wait():
@@ -383,8 +386,8 @@ class Runner:
         finally:
             heartbeat.stop()
 
-    def _ask(self) -> Any | None:
-        """The next trial, submitted; None when it ended at once (a refused recipe, a recipe already measured)."""
+    def _ask(self) -> tuple[Any, dict[str, Any]] | None:
+        """The next trial and its recipe; None when it ended at once (a refused recipe, one already measured)."""
         from ..compress.recipe import Recipe
 
         t0 = time.perf_counter()
@@ -411,9 +414,7 @@ class Runner:
         done = sum(1 for t in self.study.get_trials(deepcopy=False) if counted(t))
         self.say(f"trial {number} ({done} of {self._wanted_text()}): {text}")
         self._asked[number] = time.perf_counter() - t0
-        self._started[number] = time.perf_counter()
-        self.executor.submit(self.ctx, number, recipe, self.baseline_bytes)
-        return trial
+        return trial, recipe
 
     def _wanted_text(self) -> str:
         return str(getattr(self, "wanted", "?"))

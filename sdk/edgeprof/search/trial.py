@@ -70,6 +70,7 @@ class Board:
     baseline_group: int | None = None
     error: str | None = None
     seconds: float = 0.0
+    node: str | None = None  # the Ray node that measured (the one declaring the board's resource)
 
 
 @dataclass
@@ -237,7 +238,7 @@ def figures(ctx: Context, compressed: Compressed, boards: list[Board], store: An
         trial_runs = store.group(board.trial_group)["runs"]
         base_runs = store.group(board.baseline_group)["runs"]
         mine, base = _board_figures(trial_runs), _board_figures(base_runs)
-        entry = {**mine, "trial_group": board.trial_group, "baseline_group": board.baseline_group}
+        entry = {**mine, "trial_group": board.trial_group, "baseline_group": board.baseline_group, "node": board.node}
         entry.update({f"baseline_{k}": v for k, v in base.items() if k != "runs"})
         verdict = compare([r["record"] for r in base_runs], [r["record"] for r in trial_runs])
         entry["speed"] = {
