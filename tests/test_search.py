@@ -134,35 +134,29 @@ def test_constraints_and_max_drop_keep_trials_off_the_front(studies: Path) -> No
         assert any(b.startswith("accuracy drop ") and b.endswith("> 1 pp") for b in t["broken"])
 
 
+def _order(store: Any, a: dict[str, Any], b: dict[str, Any], key: str) -> int:
+    """-1: a better than b, 1: worse, 0: the measurements cannot tell (latency: compare's verdict on the groups)."""
+    if key != "median_ms":
+        va, vb = a["values"][key], b["values"][key]
+        return 0 if abs(va - vb) < 1e-9 else (-1 if va < vb else 1)
+    runs_a, runs_b = (store.group(t["figures"]["boards"]["local"]["trial_group"])["runs"] for t in (a, b))
+    verdict = compare([r["record"] for r in runs_b], [r["record"] for r in runs_a])
+    return 0 if not verdict.significant else (-1 if verdict.change < 0 else 1)
+
+
 def test_the_front_is_compares_verdict_on_the_trials_runs(studies: Path) -> None:
     """Two trials differ in latency on the front only where compare says so; the front is exactly the feasible
     trials no other beats beyond the noise."""
     with open_store(studies / "results.db") as store:
         for name in ("grid", "tpe", "nsga2"):
             result = _result(studies, name)
-            names = result["objectives"]
             trials = [t for t in _complete(result) if t["feasible"]]
-
-            def runs(t: dict[str, Any]) -> list[dict[str, Any]]:
-                return store.group(t["figures"]["boards"]["local"]["trial_group"])["runs"]  # noqa: B023
-
-            def order(a: dict[str, Any], b: dict[str, Any], key: str) -> int:
-                if key != "median_ms":
-                    va, vb = a["values"][key], b["values"][key]
-                    return 0 if abs(va - vb) < 1e-9 else (-1 if va < vb else 1)
-                verdict = compare([r["record"] for r in runs(b)], [r["record"] for r in runs(a)])
-                return 0 if not verdict.significant else (-1 if verdict.change < 0 else 1)
-
-            def dominated(t: dict[str, Any]) -> bool:
-                for o in trials:
-                    if o is t:
-                        continue
-                    orders = [order(o, t, key) for key in names]  # noqa: B023
-                    if all(x <= 0 for x in orders) and any(x < 0 for x in orders):
-                        return True
-                return False
-
-            assert sorted(result["front"]) == sorted(t["number"] for t in trials if not dominated(t)), name
+            kept = []
+            for t in trials:
+                orders = [[_order(store, o, t, key) for key in result["objectives"]] for o in trials if o is not t]
+                if not any(all(x <= 0 for x in found) and any(x < 0 for x in found) for found in orders):
+                    kept.append(t["number"])
+            assert sorted(result["front"]) == sorted(kept), name
 
 
 def test_show_list_and_json(studies: Path) -> None:
