@@ -347,6 +347,10 @@ class Runner:
         self._asked: dict[int, float] = {}
 
     def _more(self, wanted: int) -> bool:
+        from optuna.storages import fail_stale_trials
+
+        with quiet():
+            fail_stale_trials(self.study)  # a crashed host's trials: failed, and queued again (_requeue_stale)
         trials = self.study.get_trials(deepcopy=False)
         if sum(1 for t in trials if counted(t)) >= wanted:
             return False
@@ -355,11 +359,7 @@ class Runner:
 
     def run(self, wanted: int) -> None:
         """Run trials until the study holds ``wanted`` (complete, failed or running, on any host)."""
-        from optuna.storages import fail_stale_trials
-
         self.wanted = wanted
-        with quiet():
-            fail_stale_trials(self.study)  # a crashed host's trials: failed, and queued again (_requeue_stale)
         heartbeat = Heartbeat(self.study._storage)
         flying: dict[int, Any] = {}
         try:
@@ -399,9 +399,6 @@ class Runner:
             made = Recipe.from_dict(recipe, where=f"trial {number}")
         except (RecipeError, space_mod.SpaceError) as exc:
             self._fail(trial, f"recipe refused: {exc}")
-            return None
-        if not made.steps:
-            self._fail(trial, "every optional step was left out: that is the float32 model, the study's reference")
             return None
         text = made.describe()
         trial.set_user_attr("recipe", recipe)
