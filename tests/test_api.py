@@ -158,3 +158,22 @@ def test_the_light_install_says_how_to_get_compression(
             cwd=tmp_path,
         )
         assert ok.returncode == 0, ok.stderr[-2000:]
+
+
+def test_the_light_install_has_no_mlflow_and_says_how_to_get_it(
+    light_install: tuple[str, dict[str, str]], models: Path, tmp_path: Path
+) -> None:
+    """MLflow is an extra (edgeprof[mlflow]): the default install stays light, and --mlflow without it keeps the
+    run and says what to install."""
+    python, env = light_install
+    assert subprocess.run([python, "-c", "import mlflow"], capture_output=True, env=env).returncode != 0
+    env = {**env, "EDGEPROF_STORE": str(tmp_path / "r.db")}
+    done = subprocess.run(
+        [python, "-m", "edgeprof", "profile", str(models / "int8.tflite"), "--runs", "5", "--min-seconds", "0",
+         "--mlflow", "http://127.0.0.1:9"],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2 and "stored as profile run 1" in done.stdout, done.stderr[-2000:]
+    assert [line for line in done.stderr.splitlines() if line.startswith("edgeprof:")] == [
+        "edgeprof: error: --mlflow needs the MLflow client, which is not installed; pip install 'edgeprof[mlflow]'"
+    ]

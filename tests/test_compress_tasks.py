@@ -141,6 +141,18 @@ def test_autoencoder_dynamic_from_the_cli_with_its_headline_in_check(real_models
     (check,) = json.loads(done.stdout)["checks"]
     assert check["value"] == pytest.approx(-manifest["headline"]["change"])
     assert "ROC AUC" in check["reason"]
+    # The stored run shows its headline figure, not an empty "accuracy" column.
+    auc = manifest["tflite"]["metrics"]["roc_auc"]
+    listed = run_cli("results", "list", "--compressions", "--store", str(store))
+    assert f"ROC AUC {100 * auc:.1f}%" in listed.stdout, listed.stdout
+    shown = run_cli("results", "show", "1", "--compression", "--store", str(store))
+    assert f"ROC AUC {100 * auc:.1f}%" in shown.stdout, shown.stdout
+    # The report names the figure too, and keeps it off the accuracy plots (a Wilson interval fits accuracy only).
+    html = tmp_path / "report.html"
+    assert run_cli("report", "--store", str(store), "--out", str(html)).returncode == 0
+    page = html.read_text()
+    assert f"ROC AUC {100 * auc:.1f}%" in page
+    assert "fig-accuracy_vs_size" not in page and "fig-accuracy_vs_p90" not in page
 
 
 # ----------------------------------------------------------------------------------------------------------------

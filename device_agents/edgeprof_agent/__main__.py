@@ -1,6 +1,7 @@
 """Entry point: ``python3 edgeprof-agent.pyz`` serves JSON-line requests on stdin until EOF or ``bye``."""
 
 import sys
+import time
 import traceback
 
 from . import AGENT_VERSION, PROTOCOL_VERSION, energy, facts, runtimes, thermal
@@ -37,6 +38,12 @@ def hello(args, emit):
     }
 
 
+def clock(args, emit):
+    """The board's monotonic clock, for the host to align a power meter's readings with the agent's windows (the
+    host stamps the request and the answer on its own clock: offset and round trip, NTP-style)."""
+    return {"monotonic": time.monotonic(), "clock": "CLOCK_MONOTONIC"}
+
+
 def _measure():
     """The measuring code needs numpy; hello does not, so a board without numpy still says what it lacks."""
     try:
@@ -60,7 +67,7 @@ def predict(args, emit):
     return _measure().predict(args, emit)
 
 
-OPERATIONS = {"hello": hello, "profile": profile, "predict": predict}
+OPERATIONS = {"hello": hello, "profile": profile, "predict": predict, "clock": clock}
 
 
 def serve(channel):
@@ -80,6 +87,9 @@ def serve(channel):
 
         def emit(name, _id=request_id, **fields):
             channel.event(_id, name, **fields)
+
+        # Open-ended phases ask, at their ticks, whether the host has signalled them to end.
+        emit.signalled = lambda name, phase=None, _id=request_id: channel.signalled(_id, name, phase)
 
         try:
             channel.answer(request_id, handler(request.get("args") or {}, emit))

@@ -3,7 +3,8 @@
 A warm-up of at least N runs and at least S seconds, then measured runs: at least N and at least S seconds, at most
 a maximum duration. Each sample is one ``invoke()`` between two ``perf_counter`` reads and nothing else; inputs are
 set once before the loop, as benchmark_model does. An optional pause between runs gives a duty cycle (a camera at
-10 fps leaves the SoC idle between frames, which changes clocks, temperature and energy per inference).
+10 fps leaves the SoC idle between frames, which changes clocks, temperature and energy per inference), and a duty
+cycle does the same in proportion to each run's own length.
 """
 
 import array
@@ -13,7 +14,18 @@ import time
 from .protocol import BAD_REQUEST, AgentError
 
 
-def timed_loop(invoke, min_runs, min_seconds, max_seconds, pause_s=0.0, keep=True, tick=None, tick_every=0.5):
+def timed_loop(
+    invoke,
+    min_runs,
+    min_seconds,
+    max_seconds,
+    pause_s=0.0,
+    keep=True,
+    tick=None,
+    tick_every=0.5,
+    duty=None,
+    hold=None,
+):
     """``(samples_ms, started, ended)``; ``started``/``ended`` are perf_counter values bounding the loop.
 
     Samples go into an ``array('d')`` (8 bytes each, not a 32-byte Python float in a list), so that a fast model's
@@ -21,6 +33,12 @@ def timed_loop(invoke, min_runs, min_seconds, max_seconds, pause_s=0.0, keep=Tru
     the sum are kept: ``samples_ms`` is then ``(count, total_ms)``. ``tick(runs, seconds)`` is called every
     ``tick_every`` seconds, between two runs and outside the timed region, so the host can show progress and tell
     a long measurement from a hung agent.
+
+    ``duty`` (0 < duty <= 1) sleeps after each run for as long as keeps the model busy that share of the time
+    (a run of 5 ms at 0.1 sleeps 45 ms), whatever each run took. With a pause or a duty cycle the loop ends after
+    the last run's pause, so the window holds whole periods (energy per inference = mean power x window / runs).
+    ``hold()`` (asked at each tick) keeps the loop running past its minimum until it returns True or the maximum
+    is reached: a power meter on the host decides when it has read enough.
     """
     clock = time.perf_counter
     sleep = time.sleep
@@ -28,10 +46,12 @@ def timed_loop(invoke, min_runs, min_seconds, max_seconds, pause_s=0.0, keep=Tru
     append = samples.append
     count = 0
     total = 0.0
+    released = hold is None
     started = clock()
-    next_tick = started + tick_every if tick is not None else float("inf")
+    next_tick = started + tick_every if (tick is not None or hold is not None) else float("inf")
     if min_runs <= 0 and min_seconds <= 0:  # no warm-up asked for: none done
         return (samples if keep else (0, 0.0)), started, started
+    idle_share = (1.0 / duty - 1.0) if duty else 0.0
     while True:
         t0 = clock()
         invoke()
@@ -41,14 +61,20 @@ def timed_loop(invoke, min_runs, min_seconds, max_seconds, pause_s=0.0, keep=Tru
         else:
             total += (t1 - t0) * 1000.0
         count += 1
-        elapsed = t1 - started
-        if (count >= min_runs and elapsed >= min_seconds) or elapsed >= max_seconds:
-            return (samples if keep else (count, total)), started, t1
-        if t1 >= next_tick:
-            tick(count, elapsed)
-            next_tick = clock() + tick_every
         if pause_s:
             sleep(pause_s)
+        elif idle_share:
+            sleep((t1 - t0) * idle_share)
+        end = clock() if (pause_s or idle_share) else t1
+        elapsed = end - started
+        if (count >= min_runs and elapsed >= min_seconds and released) or elapsed >= max_seconds:
+            return (samples if keep else (count, total)), started, end
+        if end >= next_tick:
+            if tick is not None:
+                tick(count, elapsed)
+            if not released and hold():
+                released = True
+            next_tick = clock() + tick_every
 
 
 def pin(cpus):

@@ -7,18 +7,23 @@
   -> arena plan -> inputs set once -> peak reset -> first inference (timed alone, it pays lazy setup) -> warm-up
   -> threads' CPU times -> measured loop (the sibling samples on its own; nothing else runs in this process)
   -> threads' CPU times -> timer overhead -> the sibling stops and hands over its readings and the thermal
-  snapshot after -> statistics and stability checks.
+  snapshot after -> statistics and stability checks -> with ``ops``, the board's peak and every operator's latency
+  (peak.py, operators.py: after the figures above, which the sub-models must not colour).
 
 The result's ``conditions`` hold what the run depended on beyond its options (``sampler``: whether a sampler ran,
 where, its rate and readings; ``threads``: requested, used, created) and ``stability`` the checks of stability.py.
 """
 
 import os
+import shutil
+import sys
+import tempfile
 import time
+import traceback
 
 import numpy as np
 
-from . import arena, energy, latency, memory, runtimes, sidecar, stability, stats, threads
+from . import arena, energy, latency, memory, operators, peak, runtimes, sidecar, stability, stats, threads
 from . import inputs as inputs_mod
 from .defaults import DEFAULTS
 from .protocol import BAD_INPUT, BAD_REQUEST, AgentError
@@ -38,6 +43,8 @@ _NUMBERS = {
     "max_samples": (int, 1, True),
     "idle_seconds": (float, 0.0, True),
     "thermal_interval_s": (float, 0.0, True),
+    "ops_rounds": (int, 1, True),
+    "idle_after_seconds": (float, 0.0, True),
 }
 
 
@@ -69,6 +76,17 @@ def _options(args):
                 raise AgentError(BAD_REQUEST, "%s must be a number, not %r" % (name, merged[name]), FIX_OPTIONS)
             if merged[name] <= 0:
                 raise AgentError(BAD_REQUEST, "%s must be positive" % name, FIX_OPTIONS)
+    if merged["duty_cycle"] is not None:
+        try:
+            merged["duty_cycle"] = float(merged["duty_cycle"])
+        except (TypeError, ValueError):
+            raise AgentError(BAD_REQUEST, "duty_cycle must be a number, not %r" % merged["duty_cycle"], FIX_OPTIONS)
+        if not 0.0 < merged["duty_cycle"] <= 1.0:
+            raise AgentError(BAD_REQUEST, "duty_cycle must be in (0, 1], not %s" % merged["duty_cycle"], FIX_OPTIONS)
+        if merged["pause_ms"]:
+            raise AgentError(BAD_REQUEST, "give pause_ms or duty_cycle, not both", FIX_OPTIONS)
+    merged["meter"] = bool(merged["meter"])
+    merged["hold"] = bool(merged["hold"])
     if merged["sampling"] not in (sidecar.SIBLING, sidecar.IN_PROCESS):
         raise AgentError(
             BAD_REQUEST,
@@ -85,6 +103,8 @@ def _options(args):
 
 
 def _set_inputs(interpreter, opts):
+    """Set the model's inputs once, as benchmark_model does; returns the arrays set (the operator profile reuses
+    them)."""
     details = interpreter.get_input_details()
     if opts["inputs"]:
         arrays = inputs_mod.load_arrays(opts["inputs"], interpreter)
@@ -96,19 +116,77 @@ def _set_inputs(interpreter, opts):
             interpreter.set_tensor(detail["index"], tensor)
         except ValueError as exc:
             raise AgentError(BAD_INPUT, "cannot set input %r: %s" % (detail["name"], exc), "check the data's shape")
+    return tensors
+
+
+def _operators(runtime, model, interpreter, graph, tensors, opts, timer, emit):
+    """The board's peak, then the latency of every operator: together bounded by max_seconds. A failure costs the
+    per-operator figures, with the reason, never the profile."""
+    started = time.perf_counter()
+    deadline = started + opts["max_seconds"]
+    try:
+        emit("phase", phase="peak")
+        folder = tempfile.mkdtemp(prefix="edgeprof-peak-", dir=operators._scratch_dir(model))
+        try:
+            peak_result = peak.measure(runtime, opts, folder, min(deadline, started + 0.15 * opts["max_seconds"]))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        found = operators.profile(runtime, model, interpreter, graph, tensors, opts, timer, emit, deadline)
+    except Exception as exc:  # noqa: BLE001
+        traceback.print_exc(file=sys.stderr)
+        return {
+            "available": False,
+            "reason": "the per-operator run failed (%s: %s); the agent's stderr has the details"
+            % (type(exc).__name__, exc),
+        }
+    found["peak"] = peak_result
+    found["seconds_total"] = time.perf_counter() - started
+    return found
+
+
+def _monotonic(perf):
+    """A perf_counter value on CLOCK_MONOTONIC (the same clock on Linux; mapped through one paired reading if not)."""
+    return perf + (time.monotonic() - time.perf_counter())
+
+
+def _signalled(emit, phase):
+    """A ``hold()`` for the timed loop: has the host signalled ``stop`` for this phase? (None: no channel.)"""
+    ask = getattr(emit, "signalled", None)
+    return (lambda: ask("stop", phase)) if ask is not None else (lambda: False)
+
+
+def _idle_after(opts, emit):
+    """Sleep after the measured loop, in ticks, until the host's meter has read enough (or the cap): the idle power
+    after the run, so that the host can see a baseline that drifted."""
+    cap = opts["idle_after_seconds"]
+    emit("phase", phase="idle_after", seconds=cap)
+    held = _signalled(emit, "idle_after") if opts["hold"] else None
+    start = time.monotonic()
+    while True:
+        elapsed = time.monotonic() - start
+        if elapsed >= cap or (held is not None and held()):
+            return [start, time.monotonic()]
+        time.sleep(min(0.5, cap - elapsed))
+        emit("progress", phase="idle_after", seconds=round(time.monotonic() - start, 3))
 
 
 def profile(args, emit):
     opts = _options(args)
     model = args["model"]
+    windows = {"clock": "CLOCK_MONOTONIC"}  # what the host maps a meter's readings onto
     quiet = sidecar.start(opts)  # before the model loads: a small process forks cheaply
     try:
         affinity = latency.pin(opts["cpus"])
         quiet.avoid(affinity if opts["cpus"] else None)
         runtime = runtimes.load(opts["runtime"])
-        if quiet.has_sensor:
+        if quiet.has_sensor or (opts["meter"] and quiet.idle_seconds > 0):
             emit("phase", phase="idle", seconds=quiet.idle_seconds)
-            quiet.measure_idle()
+            idle_start = time.monotonic()
+            if quiet.has_sensor:
+                quiet.measure_idle()
+            else:
+                time.sleep(quiet.idle_seconds)
+            windows["idle"] = [idle_start, time.monotonic()]
 
         emit("phase", phase="load")
         baseline_threads = threads.snapshot()
@@ -125,7 +203,7 @@ def profile(args, emit):
         rss_loaded = memory.rss_kb()
         delegation, graph = runtimes.delegation_report(interpreter, opts["delegate"], load.get("stderr"))
         arena_info = arena.estimate(interpreter, graph)
-        _set_inputs(interpreter, opts)
+        input_tensors = _set_inputs(interpreter, opts)
 
         reset_run, reset_run_why = memory.reset_peak()
         invoke = interpreter.invoke
@@ -141,6 +219,7 @@ def profile(args, emit):
             opts["warmup_seconds"] + opts["max_seconds"],
             keep=False,
         )
+        windows["warmup"] = [_monotonic(w0), _monotonic(w1)]
         emit("phase", phase="measure")
         cpu_before = threads.snapshot()
         quiet.run_started()
@@ -151,7 +230,10 @@ def profile(args, emit):
             opts["max_seconds"],
             opts["pause_ms"] / 1000.0,
             tick=lambda runs, seconds: emit("progress", phase="measure", runs=runs, seconds=round(seconds, 3)),
+            duty=opts["duty_cycle"],
+            hold=_signalled(emit, "measure") if opts["hold"] else None,
         )
+        windows["measure"] = [_monotonic(m0), _monotonic(m1)]
         quiet.run_stopped()
         cpu_after = threads.snapshot()
         measured_s = m1 - m0
@@ -162,6 +244,8 @@ def profile(args, emit):
             opts["threads"], baseline_threads, cpu_before, cpu_after, measured_s, quiet.thread_ids()
         )
         energy_result, thermal_report, sampler = quiet.finish(len(samples), measured_s)
+        if opts["meter"] and opts["idle_after_seconds"] > 0:
+            windows["idle_after"] = _idle_after(opts, emit)
     finally:
         quiet.close()
 
@@ -194,6 +278,9 @@ def profile(args, emit):
         kept["samples_ms"] = [stats.round_ms(samples[int(i * stride)]) for i in range(limit)]
         kept["samples_subsampled"] = True
         kept["histogram"] = stats.histogram(samples)
+    asked = {}
+    if opts["ops"]:  # after the figures above and their memory peaks: the sub-models must not colour them
+        asked["ops"] = _operators(runtime, model, interpreter, graph, input_tensors, opts, timer, emit)
     record = ProfileRecord.build(
         record_version=RECORD_VERSION,
         model_path=model,
@@ -212,6 +299,8 @@ def profile(args, emit):
         warmup={"runs": warm_runs, "seconds": w1 - w0, "mean_ms": warm_ms / warm_runs if warm_runs else None},
         latency_ms=summary,
         measured_seconds=measured_s,
+        duty=_duty(samples, measured_s, opts),
+        windows=windows,
         memory=memory_record,
         energy=energy_result,
         thermal=thermal_report,
@@ -219,6 +308,7 @@ def profile(args, emit):
         conditions={"sampler": sampler, "threads": threads_used, "process": {"pid": os.getpid()}},
         stability=stability.check(samples, summary, timer, threads_used, sampler),
         **kept,
+        **asked,
     )
     return record.to_dict()
 
@@ -237,7 +327,20 @@ _RECORDED_OPTIONS = (
     "idle_seconds",
     "thermal_interval_s",
     "sampling",
+    "ops",
+    "ops_rounds",
+    "duty_cycle",
 )
+
+
+def _duty(samples, window_s, opts):
+    """The share of the measured window the model ran: asked for (duty_cycle, or implied by pause_ms) and achieved."""
+    busy_s = sum(samples) / 1000.0
+    return {
+        "requested": opts["duty_cycle"],
+        "pause_ms": opts["pause_ms"] or None,
+        "achieved": busy_s / window_s if window_s > 0 else None,
+    }
 
 
 def predict(args, emit):

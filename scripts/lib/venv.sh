@@ -1,5 +1,5 @@
 # Sourced by scripts/demo and scripts/test: create or reuse .venv in the checkout and install edgeprof into it.
-# Usage: ensure_venv EXTRAS   (e.g. "compress" or "compress,dev,search,ray")
+# Usage: ensure_venv EXTRAS   (e.g. "compress" or "compress,dev")
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

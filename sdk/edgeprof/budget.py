@@ -6,7 +6,7 @@ A budget file (TOML) holds limits for every target in ``[limits]`` and overrides
     [limits]
     p90_ms = 2.0            # p90 latency of the newest profile run on the target
     peak_memory_mib = 150   # peak RSS of the agent process (model + runtime) during that run
-    energy_mj = 5.0         # energy per inference, where the board has a power sensor
+    energy_mj = 5.0         # energy per inference, where a sensor or a meter measured it
     gzip_kib = 64           # the .tflite file after gzip -9
     accuracy_drop_pp = 1.0  # accuracy lost against the float32 baseline, in percentage points
 
@@ -23,7 +23,9 @@ figures), and peak memory to the largest of them: a model passes only when it is
 confidence, and a single lucky run cannot pass it. Which runs: with ``replicates=N`` (``check --repeat N``) the
 newest N runs of the model on the target, the missing ones profiled now as one group; without, the newest run and
 the rest of its group, and a model with no stored run is profiled as a group of ``DEFAULT_REPEAT`` processes. A
-lone run stored by ``profile`` without ``--repeat`` is checked as it is (one draw, no bound), and the note says so.
+lone run stored by ``profile`` without ``--repeat`` is checked as it is (one draw, no bound), and the note says so;
+but a lone run whose energy has its own 95 % interval (a power meter on the host) is checked by its one-sided 95 %
+upper bound. A group of metered runs is bounded over the runs' figures, like latency.
 Caveats of the runs (an emulated board, throttling) are in every row's note.
 """
 
@@ -38,13 +40,14 @@ from pathlib import Path
 from typing import Any
 
 from . import _table, _toml
+from .energy import figure_of
 from .errors import EdgeprofError
 from .store import Store
 from .store.labels import Labels
 from .store.lineage import baseline_for, figures_of_merit, latest_by_model
 from .store.schema import is_baseline
 from .store.sql import energy_mj
-from .views import load
+from .views import energy_line, load
 
 #: Confidence of the bound a replicated check compares with the limit (one-sided).
 CONFIDENCE = 0.95
@@ -306,11 +309,17 @@ def _figures(
     else:
         figures["peak_memory_mib"] = Figure(None, "peak RSS not measured")
     energies = [energy_mj(p["record"]) for p in profiles]
-    if all(e is not None for e in energies):
+    metered = figure_of(profiles[0]["record"]) if len(profiles) == 1 else None
+    if metered is not None and metered.u95 is not None:
+        # One run with an interval (a meter): within budget only when its one-sided 95 % upper bound is.
+        said = f"{CONFIDENCE:.0%} upper bound of {metered.text()}"
+        figures["energy_mj"] = Figure(metered.upper(), note="; ".join([said, *caveats]), mean=metered.mj, runs=runs)
+    elif all(e is not None for e in energies):
         figures["energy_mj"] = _replicated([float(e) for e in energies if e is not None], runs, "mJ", ".3f", note)
     else:
-        energy = next((p["record"].get("energy") or {} for p in profiles if energy_mj(p["record"]) is None), {})
-        figures["energy_mj"] = Figure(None, f"no energy measurement ({energy.get('reason', 'no sensor')})")
+        without = next(load(p["record"]) for p in profiles if energy_mj(p["record"]) is None)
+        said = energy_line(without).removeprefix("energy: ")  # as profile and results show say it
+        figures["energy_mj"] = Figure(None, f"no energy measurement: {said}")
     return figures
 
 

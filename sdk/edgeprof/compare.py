@@ -154,6 +154,7 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     test: str = "Mann-Whitney U"  # or "paired t over N rounds", "Welch t over run medians"
     paired: bool = False
+    energy: dict[str, Any] | None = None  # energy per inference of B against A (energy.compare_energy)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -190,6 +191,10 @@ class Comparison:
                 f"  significant only if p < {self.alpha:g} and the change is beyond ±{self.min_change:.1%} "
                 f"({self.band_from})",
             ]
+        if self.energy is not None:
+            from .energy import EnergyChange
+
+            lines.append(EnergyChange(**self.energy).text())
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -399,6 +404,9 @@ def compare(
         verdict = f"{ratio:.2f}x slower" if ratio > 1 else f"{1 / ratio:.2f}x faster"
     else:
         verdict = NO_CHANGE
+    from .energy import compare_energy
+
+    energy = compare_energy(runs_a, runs_b)
     return Comparison(
         side_a,
         side_b,
@@ -415,6 +423,7 @@ def compare(
         _notes(runs_a, runs_b),
         test,
         paired,
+        energy.to_dict() if energy is not None else None,
     )
 
 

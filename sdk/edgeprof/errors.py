@@ -55,3 +55,11 @@ class AgentError(EdgeprofError):
 
 class StoreError(EdgeprofError):
     """The results store cannot be opened or written."""
+
+
+class MeterError(EdgeprofError):
+    """A power meter on the host is misconfigured, unreachable, or answers with something that is not a reading."""
+
+
+class TrackingError(EdgeprofError):
+    """An experiment tracker (MLflow) could not be reached or refused a run; the local result is kept."""

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeprof_agent.defaults import DEFAULTS
-from edgeprof_agent.record import LATENCY_FIGURES, ProfileRecord
+from edgeprof_agent.defaults import DEFAULTS, HOST_DEFAULTS
+from edgeprof_agent.record import LATENCY_FIGURES, Operators, ProfileRecord
 
 from . import _table, views
 from ._version import __version__
@@ -33,6 +33,7 @@ from .accuracy import compare, host_outputs, load_eval, predict_on_board
 from .deploy import DEFAULT_WAIT_SECONDS, connect
 from .errors import DataError, EdgeprofError
 from .modelfile import ModelFile, open_tflite
+from .ops import costs as ops_costs
 from .progress import Progress, ProgressHandler, from_board_event
 from .targets import Target, apply_sensor_defaults, resolve_target
 
@@ -68,9 +69,19 @@ class ProfileOptions:
     energy_rate_hz: float | None = DEFAULTS["energy_rate_hz"]  # None: 100 Hz for sysfs sensors, 10 Hz for commands
     idle_seconds: float = DEFAULTS["idle_seconds"]  # idle power is measured this long before the model loads
     thermal_interval_s: float = DEFAULTS["thermal_interval_s"]  # temperatures and throttling are polled this often
+    # Per-operator latency and the board's peak after the profile, within max_seconds (edgeprof_agent/operators.py)
+    ops: bool = DEFAULTS["ops"]
+    ops_rounds: int = DEFAULTS["ops_rounds"]  # at least this many rounds of every operator, and min_seconds
+    duty_cycle: float | None = DEFAULTS["duty_cycle"]  # share of the time the model runs (0-1]; None: back to back
+    # A power meter on the host ([targets.NAME.meter]): used unless use_meter is False or energy is "off"; the run
+    # lasts until energy per inference is known to within this relative 95 % interval (or max_seconds).
+    use_meter: bool = HOST_DEFAULTS["use_meter"]
+    energy_precision: float = HOST_DEFAULTS["energy_precision"]
 
     def agent_args(self) -> dict[str, Any]:
         args = asdict(self)
+        for host_only in HOST_DEFAULTS:
+            args.pop(host_only)
         args["cpus"] = list(self.cpus) if self.cpus else None
         args["energy_command"] = list(self.energy_command) if self.energy_command else None
         return args
@@ -258,15 +269,19 @@ def agent_deadline(options: ProfileOptions, slack: float) -> Any:
 
     def plan(event: dict[str, Any] | None) -> tuple[float, str]:
         phase = (event or {}).get("phase")
-        if event is not None and event.get("event") == "progress" and phase == "measure":
+        if event is not None and event.get("event") == "progress" and phase in ("measure", "ops"):
             left = max(0.0, options.max_seconds - float(event.get("seconds") or 0.0))
-            return left + slack, f"measuring (at most {left:.0f} s left + {slack:.0f} s of slack)"
+            doing = "measuring" if phase == "measure" else "timing each operator"
+            return left + slack, f"{doing} (at most {left:.0f} s left + {slack:.0f} s of slack)"
         planned, doing = {
             None: (options.idle_seconds, "preparing the measurement"),
             "idle": (options.idle_seconds, "measuring idle power"),
             "load": (0.0, "loading the model"),
             "warmup": (options.warmup_seconds + options.max_seconds, "warming up"),
             "measure": (options.max_seconds, "measuring"),
+            "peak": (options.max_seconds, "measuring the board's peak"),
+            "ops": (options.max_seconds, "timing each operator"),
+            "idle_after": (options.max_seconds, "measuring idle power after the run, for the meter"),
         }.get(phase, (0.0, str(phase)))
         return planned + slack, f"{doing} (planned at most {planned:.0f} s + {slack:.0f} s of slack)"
 
@@ -463,29 +478,63 @@ def _one_run(
     events: EventHandler,
     host_expected: Any = None,
 ) -> ProfileResult:
-    """One fresh agent process measures one model once (and, given the host's outputs, predicts for ``--eval``)."""
-    args = {**options.agent_args(), "model": remote_model}
+    """One fresh agent process measures one model once (and, given the host's outputs, predicts for ``--eval``).
+
+    With a power meter on the host, each process is metered on its own: its idle before, its loop held until the
+    meter has read enough, its idle after, its clock alignment (a group's energy is then the median of its runs')."""
+    metered = None
+    if target.meter is not None and options.use_meter and options.energy != "off":
+        from .meters import MeteredRun
+
+        metered = MeteredRun(target.name, target.meter, options.energy_precision)
+        metered.check()  # a meter that does not answer costs the energy figure (with the fix), never the run
+        options = metered.options(options)
+    args = {**options.agent_args(), "model": remote_model, **(metered.agent_args(options) if metered else {})}
     if remote_inputs is not None:
         args["inputs"] = remote_inputs
     evaluate = work.eval_set is not None and host_expected is not None
     with board.agent(probe=False) as agent:  # the profile op reports the runtime it uses: no probing needed
-        measurement = agent.call(
-            "profile",
-            args,
-            timeout=agent_deadline(options, slack),
-            on_event=events,
-            fix=f"retry; if the board is just slow, give it more time: the slack is half of command_timeout "
-            f"(now {target.command_timeout:g} s) in [targets.{target.name}] of the config",
-        )
+
+        def board_clock() -> float:
+            return float(agent.call("clock", timeout=10)["monotonic"])
+
+        def agent_events(event: dict[str, Any]) -> None:
+            events(event)
+            if metered is not None:
+                metered.on_event(event, agent.signal)
+
+        try:
+            if metered is not None:
+                metered.start(board_clock)
+            measurement = agent.call(
+                "profile",
+                args,
+                timeout=agent_deadline(options, slack),
+                on_event=agent_events,
+                fix=f"retry; if the board is just slow, give it more time: the slack is half of command_timeout "
+                f"(now {target.command_timeout:g} s) in [targets.{target.name}] of the config",
+            )
+            if metered is not None:
+                measurement["energy"] = metered.finish(board_clock, measurement)
+        finally:
+            if metered is not None:
+                metered.close()
         if evaluate:
             board_outputs, board_answer = predict_on_board(board, agent, remote_model, work.eval_set, options)
         hello = agent.hello
     if evaluate:
         measurement["accuracy"] = compare(work.eval_set, board_outputs, board_answer, host_expected)
+    device = dict(hello.get("device", {}))
+    if measurement.get("ops"):  # what each operator costs, from the file; the board's peak joins its device facts
+        ops = Operators.from_dict(measurement["ops"])
+        ops_costs.annotate(ops, work.data, (measurement.get("latency_ms") or {}).get("median"))
+        measurement["ops"] = ops.to_dict()
+        if ops.peak is not None and ops.peak.gmacs_per_s:
+            device["peak"] = ops.peak.fact()
     return ProfileResult(
         model=work.model,
         target=target.name,
-        device=hello.get("device", {}),
+        device=device,
         agent_version=hello.get("agent_version", "?"),
         options=options,
         measurement=measurement,

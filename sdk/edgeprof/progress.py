@@ -55,6 +55,8 @@ PHASES = {
     "warmup": "warming up",
     "measure": "measuring",
     "predict": "predicting",
+    "peak": "measuring the board's peak",
+    "ops": "timing each operator",
 }
 
 
@@ -75,6 +77,11 @@ def from_board_event(task: str, event: dict[str, Any], options: Any = None) -> P
     if kind == "progress" and event.get("phase") == "measure":
         runs, seconds = int(event.get("runs") or 0), float(event.get("seconds") or 0.0)
         return Progress(task, "measure", "measuring", runs, expected_runs(options, runs, seconds), "runs")
+    if kind == "progress" and event.get("phase") == "ops":
+        if event.get("step") == "load":
+            return Progress(task, "ops", "loading the operators", event.get("done"), event.get("total"), "operators")
+        rounds = getattr(options, "ops_rounds", None)
+        return Progress(task, "ops", "timing each operator", event.get("rounds"), rounds, "rounds")
     if kind == "evicted":
         return Progress(task, "evict", f"evicted {event.get('files')} old files from the work directory")
     return None

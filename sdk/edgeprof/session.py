@@ -118,6 +118,13 @@ class AgentSession:
                 code=error.get("code", "internal"),
             )
 
+    def signal(self, request_id: Any, name: str, phase: str | None = None) -> None:
+        """Tell the agent to end an open-ended phase of a running request (``stop`` for ``measure`` or
+        ``idle_after``, held for a power meter on the host); the agent sees it at its next tick."""
+        message = {"id": request_id, "signal": name, **({"phase": phase} if phase else {})}
+        log.debug("agent %s: signal %s %s for request %s", self._board, name, phase or "", request_id)
+        self._process.send((json.dumps(message) + "\n").encode())
+
     def close(self, graceful: bool = True) -> None:
         """Say ``bye`` and let the agent exit; ``graceful=False`` (an error or Ctrl-C) stops it at once."""
         try:

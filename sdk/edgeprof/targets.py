@@ -9,6 +9,10 @@
     host = "kitchen-pi"           # an address, a DNS name or a ~/.ssh/config alias
     user = "pi"
 
+    [targets.kitchen-pi.meter]    # optional: a power meter the host reads (edgeprof.meters)
+    kind = "shelly"
+    address = "192.168.1.50"
+
     [groups]
     lab = ["kitchen-pi", "jetson-*"]
 
@@ -60,6 +64,7 @@ _TARGET_KEYS = {
     "dead_after": (int, float),
     "connect_attempts": int,
     "sensors": dict,
+    "meter": dict,
 }
 _PROFILE_KEYS = {"description", "transport", "python", "workdir", "workdir_max_mb", "port", "facts", "sensors", "setup"}
 
@@ -101,6 +106,7 @@ class Target:
     sensors: dict[str, Any] = field(default_factory=dict)
     setup: dict[str, Any] = field(default_factory=dict)
     groups: tuple[str, ...] = ()
+    meter: Any = None  # a power meter on the host ([targets.NAME.meter], edgeprof.meters.MeterConfig)
 
     def connect(self) -> Transport:
         """A transport to this board; SSH connects lazily, on first use."""
@@ -159,6 +165,7 @@ class Target:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["groups"] = list(self.groups)
+        data["meter"] = self.meter.to_dict() if self.meter is not None else None
         return data
 
 
@@ -273,6 +280,11 @@ def _target_from_table(name: str, table: dict[str, Any], path: Path, groups: tup
             f"{path}: target {name!r}: sensors.energy must be a name and sensors.energy_command a list of strings",
             'e.g. energy = "ina2xx", or energy_command = ["/usr/local/bin/meter", "--watts"]',
         )
+    meter = None
+    if "meter" in table:
+        from .meters import parse_meter
+
+        meter = parse_meter(table["meter"], name, path)
     return Target(
         name=name,
         kind=kind,
@@ -299,6 +311,7 @@ def _target_from_table(name: str, table: dict[str, Any], path: Path, groups: tup
         sensors=sensors,
         setup=dict(profile.get("setup", {})),
         groups=groups,
+        meter=meter,
     )
 
 

@@ -106,3 +106,19 @@ def json_option(function: Any) -> Any:
 
 def stdout_is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+def mlflow_option(function: Any) -> Any:
+    return click.option(
+        "--mlflow",
+        "mlflow_uri",
+        default=None,
+        metavar="URI",
+        envvar="EDGEPROF_MLFLOW_URI",
+        help="Also log the run to this MLflow tracking server (needs 'pip install edgeprof[mlflow]'); the local "
+        "store keeps it either way. [$EDGEPROF_MLFLOW_URI]",
+    )(function)
+
+
+def said_to_mlflow(what: str, run_id: str, uri: str) -> None:
+    click.echo(f"logged {what} to MLflow run {run_id} at {uri}", err=True)

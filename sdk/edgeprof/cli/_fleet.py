@@ -20,7 +20,13 @@ from ._common import emit_json
 
 
 def run_fleet(
-    model: str | list[str], targets: Sequence[Target], *, as_json: bool, store: str, **profile_kwargs: Any
+    model: str | list[str],
+    targets: Sequence[Target],
+    *,
+    as_json: bool,
+    store: str,
+    mlflow_uri: str | None = None,
+    **profile_kwargs: Any,
 ) -> int:
     """Profile on every target; print the table (or JSON); return the exit code (0 only when every board ran)."""
     with _progress.display(not as_json) as shown:
@@ -32,6 +38,12 @@ def run_fleet(
         emit_json(fleet.to_dict())
     else:
         click.echo(fleet.summary())
+    from .profile import to_mlflow, warn_meters
+
+    groups = [g for o in fleet.outcomes for g in o.groups]
+    warn_meters(groups)
+    if mlflow_uri:
+        to_mlflow(groups, mlflow_uri, store)
     if not fleet.ok:
         failed = ", ".join(o.target for o in fleet.failures)
         stored = sum(1 for r in fleet.results if r.id is not None)

@@ -11,7 +11,7 @@ from ..compress import Recipe, compress
 from ..compress.recipe import QUANTIZE_MODES
 from ..errors import RecipeError
 from . import _progress
-from ._common import emit_json, json_option, store_option
+from ._common import emit_json, json_option, mlflow_option, said_to_mlflow, store_option
 
 
 @click.command("compress")
@@ -111,6 +111,7 @@ from ._common import emit_json, json_option, store_option
     "manifest [on for channels and --policy xnnpack, off otherwise].",
 )
 @click.option("--target", default="local", show_default=True, help="Where the latency verdict is measured.")
+@mlflow_option
 @json_option
 @store_option
 def command(
@@ -137,6 +138,7 @@ def command(
     custom_objects: tuple[str, ...],
     latency: bool | None,
     target: str,
+    mlflow_uri: str | None,
     as_json: bool,
     store: str,
 ) -> None:
@@ -223,6 +225,16 @@ def command(
     else:
         click.echo(result.summary())
         click.echo(f"\nwrote {result.tflite_path} and {result.out_dir / 'manifest.json'}")
+    if mlflow_uri:
+        from .. import tracking
+        from ..store import using_store
+
+        tracker = tracking.Tracker(mlflow_uri)
+        with using_store(store) as db:
+            run = tracking.log_compression(
+                tracker, result.manifest, result.tflite_path, store=db, run_id=result.id, summary=result.summary()
+            )
+        said_to_mlflow("the compression" + (f" (run {result.id})" if result.id else ""), run, mlflow_uri)
 
 
 def _task_option(values: tuple[str, ...]) -> str | dict[str, str] | None:

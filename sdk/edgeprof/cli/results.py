@@ -13,7 +13,7 @@ import click
 from .. import _table, views
 from ..store import using_store
 from ..store.labels import Labels, model_label
-from ..store.lineage import describe_baseline
+from ..store.lineage import describe_baseline, headline_figure, headline_text
 from . import _progress
 from ._common import emit_json, json_option, store_option
 
@@ -110,8 +110,8 @@ def list_runs(
                         model_label(r["model_name"], (r.get("record") or {}).get("written_to")),
                         r["model_sha256"][:12],
                         r["recipe"] or "(float32 baseline)",
-                        _table.pct(r["accuracy_tflite"]),
-                        _table.pct(r["accuracy_source"]),
+                        headline_text(r.get("record") or {}, named=True),
+                        headline_text(r.get("record") or {}, "source"),
                         f"{r['gzip_ratio']:.1f}x" if r["gzip_ratio"] else "-",
                     ]
                     for r in rows
@@ -181,6 +181,7 @@ def _profile_text(row: dict[str, Any]) -> str:
         group = rec.group
         where = f"run {group.index} of {group.of}" if group is not None else "a run"
         lines.append(f"{where} of group g:{row['group_id']} ('edgeprof results show g:{row['group_id']}')")
+    lines += views.operator_table_lines(rec)  # with --ops: every operator, under the top ones profile printed
     return "\n".join(lines)
 
 
@@ -246,7 +247,8 @@ def show(run_id: str, is_compression: bool, as_json: bool, store: str) -> None:
             f"compression run {number}, {_when(row['created_at'])} UTC: {row['recipe']}\n"
             f"model  {row['model_name']} sha256 {row['model_sha256']}\n"
             f"source {(rec.get('source') or {}).get('path')} sha256 {row['source_sha256']}\n"
-            f"accuracy {_table.pct(row['accuracy_tflite'])} (source {_table.pct(row['accuracy_source'])}), "
+            f"{headline_figure(rec).label} {headline_text(rec)}"
+            f" (source {headline_text(rec, 'source')}), "
             f"{_table.size(sizes.get('tflite_bytes'))} ({_table.size(sizes.get('tflite_gzip_bytes'))} gzipped), "
             f"{sizes.get('gzip_ratio', 0):.1f}x smaller gzipped than the float32 export\n"
             f"{lineage}\n"
@@ -314,10 +316,23 @@ def _run_ids(text: str) -> list[int]:
     default=None,
     help="Test level [0.05 for groups (t over run medians), 0.01 for one run a side (Mann-Whitney U)].",
 )
+@click.option(
+    "--ops",
+    "by_operator",
+    is_flag=True,
+    help="Line up the operators of runs or groups profiled with --ops (the same graph, or a model and its "
+    "compressed child by layer name) and say which got significantly faster or slower.",
+)
 @json_option
 @store_option
 def compare_runs(
-    runs_a: str, runs_b: str, min_change: float | None, alpha: float | None, as_json: bool, store: str
+    runs_a: str,
+    runs_b: str,
+    min_change: float | None,
+    alpha: float | None,
+    by_operator: bool,
+    as_json: bool,
+    store: str,
 ) -> None:
     """Is B significantly faster or slower than A?
 
@@ -335,6 +350,8 @@ def compare_runs(
       edgeprof results compare 3 4
       edgeprof results compare 3,5,7 4,6,8
       edgeprof results compare 3 4 --min-change 2
+      edgeprof results compare 3 4 --ops          # operator by operator (runs profiled with --ops)
+      edgeprof results compare g:1 g:2 --ops      # ... over groups (profile --repeat N --ops)
     """
     from ..compare import compare
 
@@ -342,6 +359,15 @@ def compare_runs(
         labels = Labels(db)
         a, group_a = _side(db, labels, runs_a)
         b, group_b = _side(db, labels, runs_b)
+        if by_operator:
+            from ..ops import compare_ops
+
+            found = compare_ops(a, b, alpha=alpha, min_change=None if min_change is None else min_change / 100)
+            if as_json:
+                emit_json({**found.to_dict(), "groups": [group_a, group_b]})
+            else:
+                click.echo(found.summary())
+            return
         noise = None
         if len(a) == 1 and len(b) == 1:  # single runs of groups: the band from their groups' spread
             medians = [_group_medians(db, run.get("group")) for run in (a[0], b[0])]
@@ -398,11 +424,21 @@ CSV_COLUMNS = [
     "std_ms",
     "peak_rss_kb",
     "energy_mj",
+    "energy_u95_mj",
+    "energy_source",
     "throttled",
     "group_id",
     "group_index",
     "edgeprof_version",
 ]
+
+
+def _energy_columns(row: dict[str, Any]) -> dict[str, Any]:
+    """The 95 % half-width of a run's energy per inference (a meter's) and where the figure came from."""
+    energy = views.load(row["record"]).energy
+    if energy is None or energy.mj() is None:
+        return {}
+    return {"energy_u95_mj": energy.u95(), "energy_source": energy.origin()}
 
 
 @command.command("export")
@@ -411,6 +447,14 @@ CSV_COLUMNS = [
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, writable=True), default=None, help="File [stdout].")
 @click.option("--samples", is_flag=True, help="CSV: one row per latency sample instead of one per run.")
+@click.option(
+    "--mlflow",
+    "mlflow_uri",
+    default=None,
+    metavar="URI",
+    help="Send the runs to this MLflow tracking server instead (runs already there are skipped; a group's runs go "
+    "under one parent run).",
+)
 @store_option
 def export(
     model: str | None,
@@ -420,17 +464,34 @@ def export(
     fmt: str,
     out: str | None,
     samples: bool,
+    mlflow_uri: str | None,
     as_json: bool,
     store: str,
 ) -> None:
-    """Write profile runs as CSV (one row per run, or per sample) or JSON (every record in full), oldest first.
+    """Write profile runs as CSV (one row per run, or per sample) or JSON (every record in full), oldest first,
+    or send them to MLflow.
 
     \b
     Examples:
       edgeprof results export --format csv -o runs.csv
       edgeprof results export --format json --target local --since 1w -o runs.json
       edgeprof results export --samples --model mobilenet.tflite > samples.csv
+      edgeprof results export --mlflow http://mlflow.lab:5000 --since 1w
     """
+    if mlflow_uri:
+        from .. import tracking
+
+        tracker = tracking.Tracker(mlflow_uri)
+        with using_store(store) as db:
+            sent, skipped = tracking.export(
+                tracker, db, db.iter_profiles(model=model, target=target, since=since, until=until)
+            )
+        click.echo(
+            f"sent {sent} runs to MLflow at {mlflow_uri} (experiment {tracker.experiment_name})"
+            + (f"; {skipped} were there already" if skipped else ""),
+            err=True,
+        )
+        return
     fmt = "json" if as_json else fmt
     stream = io.StringIO() if out else sys.stdout
     count = 0
@@ -453,7 +514,8 @@ def export(
                         for i, value in enumerate(row["record"].get("samples_ms") or []):
                             writer.writerow([row["id"], i, value])
                     else:
-                        writer.writerow(["" if row.get(c) is None else row.get(c) for c in CSV_COLUMNS])
+                        cells = {**row, **_energy_columns(row)}
+                        writer.writerow(["" if cells.get(c) is None else cells.get(c) for c in CSV_COLUMNS])
                     count += 1
                     step(count, total)
     if out:

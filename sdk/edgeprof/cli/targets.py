@@ -281,7 +281,7 @@ def _append_known_host(path: Path, line: str) -> None:
 @config_option
 @json_option
 def check_command(specs: tuple[str, ...], as_json: bool) -> None:
-    """Reach each board, start the agent and report its Python, runtimes and free space.
+    """Reach each board, start the agent and report its Python, runtimes and free space (and its meter's reading).
 
     SPECS are target names, globs ('lab-*') or groups [every configured board]. Exit code 1 if any board fails.
 
@@ -322,8 +322,14 @@ def check_command(specs: tuple[str, ...], as_json: bool) -> None:
             )
             if not row["runtimes"]:
                 row.update(ok=False, error=_no_runtime(target, board.python_path, status.get("venv_python")))
+            if target.meter is not None:  # the bench's plug: one reading, as a profile's first one
+                from ..meters import open_driver
+
+                reading = open_driver(target.meter).read()
+                row["meter"] = f"{reading.watts:.3g} W" + (" (relay off)" if reading.relay_on is False else "")
         except EdgeprofError as exc:
             row["error"] = str(exc)
+            row["ok"] = False
         row["seconds"] = round(time.monotonic() - started, 2)
         return row
 
@@ -332,9 +338,11 @@ def check_command(specs: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         emit_json(rows)
     else:
+        metered = any(t.meter is not None for t in chosen)
+        meter_column = ["meter"] if metered else []
         click.echo(
             table(
-                ["target", "status", "python", "machine", "runtime", "free", "seconds"],
+                ["target", "status", "python", "machine", "runtime", "free", *meter_column, "seconds"],
                 [
                     [
                         r["target"],
@@ -343,6 +351,7 @@ def check_command(specs: tuple[str, ...], as_json: bool) -> None:
                         str(r.get("machine") or "") + (" (emulated)" if r.get("emulated") else ""),
                         ", ".join(r.get("runtimes") or []),
                         size(r.get("free_bytes")) if r.get("free_bytes") is not None else "",
+                        *([str(r.get("meter") or "")] if metered else []),
                         f"{r['seconds']:.1f}",
                     ]
                     for r in rows

@@ -26,7 +26,9 @@ from .. import _table
 from .._version import __version__
 from ..budget import METRICS, Budget, BudgetReport, Check, check_store
 from ..store import Store
+from ..store.lineage import Merit
 from ..store.sql import energy_mj
+from ..views import energy_cell, load
 from .collect import ReportData, collect
 from .plots import Plot, all_plots, labels
 
@@ -84,6 +86,15 @@ td.recipe { min-width: 11em; } td.note-cell { min-width: 14em; white-space: norm
   figure .wide img { max-width: none; width: 720px; }
 }
 """
+
+
+def _headline(merit: Merit, value: float | None) -> str:
+    """A merit's headline figure: a percentage for accuracy-like fractions (the diff is in pp), else the number,
+    named when it is not accuracy."""
+    if value is None:
+        return "-"
+    text = f"{100 * value:.1f}%" if merit.accuracy_diff_unit == "pp" else f"{value:.4g}"
+    return text if merit.accuracy_metric == "accuracy" else f"{_e(merit.accuracy_metric)} {text}"
 
 
 def _budget_class(check: Check | None) -> str:
@@ -175,14 +186,13 @@ class Report:
             "<tr><th>run</th><th class=l>model</th><th class=l>target</th><th class=l>runtime</th><th>threads</th>"
             "<th class=l>delegate</th><th>runs</th><th>median ms</th><th>p90 ms</th><th>p99 ms</th><th>std ms</th>"
             "<th>peak RSS</th>"
-            + ("<th>energy mJ</th>" if any_energy else "")
+            + ("<th>energy mJ<br><span class=note>± 95 % (meter)</span></th>" if any_energy else "")
             + "<th class=l>thermal</th><th class=l>group</th><th class=l>when (UTC)</th>"
             "<th class=l>caveats</th></tr>"
         )
         body = []
         for r in self.data.runs:
             rec = r["record"]
-            energy = energy_mj(rec)
 
             def td(metric: str, text: str, r: dict[str, Any] = r) -> str:
                 cls = _budget_class(self._check(r["model_sha256"], r["target"], metric))
@@ -198,7 +208,7 @@ class Report:
                 + td("p99_ms", _table.ms(r["p99_ms"]))
                 + f"<td>{_table.ms(r['std_ms'])}</td>"
                 + td("peak_memory_mib", _table.size(r["peak_rss_kb"] * 1024 if r["peak_rss_kb"] else None))
-                + (td("energy_mj", _num(energy, ".3f")) if any_energy else "")
+                + (td("energy_mj", _e(energy_cell(load(rec)))) if any_energy else "")
                 + f"<td class=l>{_thermal(rec)}</td>"
                 f"<td class=l>{_e(_group(r))}</td>"
                 f"<td class=l>{_e(r['created_at'][:19].replace('T', ' '))}</td>"
@@ -253,8 +263,10 @@ class Report:
                 f"{_e(m.model_sha256[:12])}</span></td><td class=l>{_e(m.target)}</td>"
                 f"<td class='{gzip_cls}' data-figure=compression_ratio>{_num(m.compression_ratio, '.2f')}x / "
                 f"{_num(m.gzip_compression_ratio, '.2f')}x</td>"
-                f"<td>{_table.pct(m.accuracy)}{_base(_table.pct(m.baseline_accuracy), m.baseline_accuracy_from)}</td>"
-                f"<td class='{acc_cls}' data-figure=accuracy_diff_pp>{_num(m.accuracy_diff_pp, '+.2f')} pp"
+                f"<td>{_headline(m, m.accuracy)}"
+                f"{_base(_headline(m, m.baseline_accuracy), m.baseline_accuracy_from)}</td>"
+                f"<td class='{acc_cls}' data-figure=accuracy_diff_pp>{_num(m.accuracy_diff_pp, '+.2f')} "
+                f"{_e(m.accuracy_diff_unit)}"
                 f"{samples}</td>"
                 f"<td>{_table.ms(m.median_ms)}{_base(_table.ms(m.baseline_median_ms))}</td>"
                 f"<td class='{_verdict_class(m)}' data-figure=efficiency_improvement>{_num(eff, '+.1f')} %{interval}"
@@ -342,7 +354,7 @@ class Report:
             body.append(
                 f"<tr><td class=l>{_e(names.get(sha, f.name))}</td><td class=l>{_e(sha[:12])}</td>"
                 f"<td>{_table.size(f.size_bytes)}</td><td>{_table.size(f.gzip_bytes)}</td>"
-                f"<td>{_table.pct(f.accuracy)}</td><td>{_num(insp.get('macs_total'), ',')}</td>"
+                f"<td>{_e(f.accuracy_text)}</td><td>{_num(insp.get('macs_total'), ',')}</td>"
                 f"<td>{_table.size(arena)}</td><td>{_table.pct(sparsity)}</td></tr>"
             )
         return f"<div class=wide><table id=models>{head}{''.join(body)}</table></div>"
@@ -377,6 +389,10 @@ class Report:
         for plot in self.plots:
             if plot.name.startswith("size_per_layer_"):
                 sections.append(self._figure(plot))
+        operators = [p for p in self.plots if p.name.startswith(("ops_", "roofline_"))]
+        if operators:
+            sections.append("<h2>Operators</h2><p class=meta>Runs profiled with --ops: where the time goes.</p>")
+            sections.extend(self._figure(plot) for plot in operators)
         scans = [plot for plot in self.plots if plot.name.startswith("sensitivity-")]
         if scans:
             sections.append("<h2>Sensitivity</h2>")

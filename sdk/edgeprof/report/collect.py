@@ -7,9 +7,17 @@ from typing import Any
 
 from ..store import Store
 from ..store.labels import Labels
-from ..store.lineage import Merit, accuracy_of, all_merits, evaluated_samples, latest_by_model
+from ..store.lineage import (
+    Merit,
+    accuracy_of,
+    all_merits,
+    evaluated_samples,
+    headline_figure,
+    headline_text,
+    latest_by_model,
+)
 from ..store.sql import energy_mj
-from ..views import caveat_note, load
+from ..views import caveat_note, energy_line, load
 
 
 @dataclass
@@ -25,6 +33,14 @@ class ModelFacts:
     is_baseline: bool
     inspection: dict[str, Any] | None
     display: str = ""  # the one label of the model in every table (store/labels.py): folder, file, recipe
+    headline: str = "accuracy"  # the task's headline figure that ``accuracy`` stands for (ROC AUC, MSE, ...)
+    accuracy_text: str = "-"  # as a reader sees it: "97.2%", or "ROC AUC 88.1%", "MSE 0.0123"
+
+    @property
+    def plotted_accuracy(self) -> float | None:
+        """The accuracy plots show classifiers' accuracy only: a Wilson interval holds for a proportion of correct
+        answers, not for ROC AUC or an error figure, and one axis cannot hold figures of different kinds."""
+        return self.accuracy if self.headline == "accuracy" else None
 
 
 @dataclass
@@ -35,6 +51,7 @@ class ReportData:
     merits: list[Merit]
     energy_reasons: dict[str, str] = field(default_factory=dict)  # target -> why energy is unavailable
     total_runs: int = 0
+    ops_runs: list[dict[str, Any]] = field(default_factory=list)  # newest run with --ops of each (model, target)
 
 
 def collect(
@@ -68,16 +85,22 @@ def collect(
             is_baseline=bool(comp and comp.get("is_baseline")),
             inspection=row.get("inspection"),
             display=shown.get(sha) or names.of(row["name"], sha),
+            headline=headline_figure(record).key if comp else "accuracy",
+            accuracy_text=headline_text(record, named=True) if comp else "-",
         )
     reasons = {}
     for run in runs:
-        energy = run["record"].get("energy")
-        if energy_mj(run["record"]) is None:
-            reasons.setdefault(
-                run["target"], (energy or {}).get("reason") or "this edgeprof's agent did not measure energy"
-            )
+        if energy_mj(run["record"]) is None:  # why not, as profile and results show say it
+            reasons.setdefault(run["target"], energy_line(load(run["record"])).removeprefix("energy: "))
     merits = [m for m in all_merits(store, model=model, target=target, since=since)]
-    return ReportData(store.display_url, runs, models, merits, reasons, total_runs=len(profiles))
+    with_ops: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in profiles:  # newest first
+        if (row.get("record") or {}).get("ops"):  # cheap test first; the typed part decides
+            ops = load(row["record"]).ops
+            if ops is not None and ops.available:
+                with_ops.setdefault((row["model_sha256"], row["target"]), row)
+    ops_runs = sorted(with_ops.values(), key=lambda r: r["id"])
+    return ReportData(store.display_url, runs, models, merits, reasons, total_runs=len(profiles), ops_runs=ops_runs)
 
 
 def label(facts: ModelFacts | None, fallback: str) -> str:

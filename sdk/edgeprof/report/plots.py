@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from ..compare import samples_of
-from ..store.sql import energy_mj
 from .collect import ReportData
 
 DPI = 110
@@ -279,7 +278,7 @@ def accuracy_vs_latency(data: ReportData) -> Plot | None:
         points = []
         for run in data.runs:
             facts = data.models.get(run["model_sha256"])
-            if run["target"] == target and facts is not None and facts.accuracy is not None:
+            if run["target"] == target and facts is not None and facts.plotted_accuracy is not None:
                 p90 = run["p90_ms"]
                 points.append(
                     _accuracy_point(
@@ -287,7 +286,7 @@ def accuracy_vs_latency(data: ReportData) -> Plot | None:
                         p90,
                         _p10(run["record"], p90),
                         p90,
-                        facts.accuracy,
+                        facts.plotted_accuracy,
                         facts.test_samples,
                     )
                 )
@@ -315,7 +314,7 @@ def accuracy_vs_latency(data: ReportData) -> Plot | None:
 
 def accuracy_vs_size(data: ReportData) -> Plot | None:
     names = labels(data)
-    shas = [sha for sha, f in data.models.items() if f.accuracy is not None]
+    shas = [sha for sha, f in data.models.items() if f.plotted_accuracy is not None]
     if not shas:
         return None
     fig = _figure(9.5, 7.6)
@@ -325,7 +324,7 @@ def accuracy_vs_size(data: ReportData) -> Plot | None:
         for sha in shas:
             facts = data.models[sha]
             kib = getattr(facts, key) / 1024
-            points.append(_accuracy_point(names[sha], kib, kib, kib, facts.accuracy or 0.0, facts.test_samples))
+            points.append(_accuracy_point(names[sha], kib, kib, kib, facts.plotted_accuracy or 0.0, facts.test_samples))
         _scatter_pareto(ax, points, f"{title} (KiB)")
         ax.set_title(title, loc="left", fontsize=10)
     return Plot(
@@ -442,34 +441,51 @@ def size_per_layer(data: ReportData) -> list[Plot]:
 
 
 def energy_per_inference(data: ReportData) -> Plot | None:
-    measured = [(r, energy_mj(r["record"])) for r in data.runs]
-    measured = [(r, e) for r, e in measured if e is not None]
+    from ..energy import figure_of
+
+    measured = [(r, figure_of(r["record"])) for r in data.runs]
+    measured = [(r, f) for r, f in measured if f is not None]
     if not measured:
         return None
     names = labels(data)
     fig = _figure(9.5, 1.2 + 0.45 * len(measured))
     ax = fig.subplots()
+    errors = [f.u95 if f.u95 is not None else 0.0 for _, f in measured]
     ax.barh(
         range(len(measured)),
-        [e for _, e in measured],
+        [f.mj for _, f in measured],
+        xerr=errors if any(errors) else None,
+        capsize=4,
         color=[COLORS[i % len(COLORS)] for i in range(len(measured))],
     )
     ax.set_yticks(
-        range(len(measured)), [f"{names.get(r['model_sha256'], r['model_name'])} on {r['target']}" for r, _ in measured]
+        range(len(measured)),
+        [f"{names.get(r['model_sha256'], r['model_name'])} on {r['target']} ({f.basis})" for r, f in measured],
     )
     ax.set_xlabel("energy per inference (mJ)")
+    ax.set_xlim(left=0)
     ax.grid(axis="x", alpha=0.3)
+    sources = [
+        "a power meter on the host (above idle)" if s == "meter" else f"the board's {s} sensor"
+        for s in sorted({f.source for _, f in measured})
+    ]
     return Plot(
         "energy",
         "Energy per inference",
-        "Energy per inference measured by the board's power sensor during the newest run of each model.",
+        "Energy per inference during the newest run of each model, from "
+        + ", ".join(sources)
+        + ("; whiskers: the 95 % interval of a metered figure" if any(errors) else "")
+        + ".",
         _png(fig),
         fig,
     )
 
 
 def all_plots(data: ReportData, progress: Any = None) -> list[Plot]:
+    from .operators import operator_plots
+
     makers = [latency_distributions, accuracy_vs_latency, accuracy_vs_size, size_per_layer, energy_per_inference]
+    makers.append(operator_plots)
     plots: list[Plot] = []
     for done, make in enumerate(makers, 1):
         made = make(data)

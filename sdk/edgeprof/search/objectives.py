@@ -156,15 +156,26 @@ def check_measurable(
         if reason is not None:
             raise ObjectiveError(
                 f"cannot measure energy per inference on {target.name}: {reason}",
-                "give that board a power sensor (its [targets.NAME.sensors] energy = ..., or --energy-command), "
-                "or drop the energy objective / limit",
+                "give that board a power sensor ([targets.NAME.sensors] energy = ..., or --energy-command) or a "
+                "power meter on the host ([targets.NAME.meter]), or drop the energy objective / limit",
             )
 
 
 def _no_sensor(target: Any, options: Any) -> str | None:
-    """None if the board's agent finds a power sensor with these options, else why not (its plugins' reasons)."""
+    """None if a power meter on the host answers for the board ([targets.NAME.meter]) or the board's agent finds a
+    power sensor with these options; else why not (the meter's error, the agent's plugins' reasons)."""
     from ..deploy import connect
     from ..targets import apply_sensor_defaults
+
+    meter_problem = ""
+    if getattr(target, "meter", None) is not None and getattr(options, "use_meter", True):
+        from ..meters import open_driver
+
+        try:
+            open_driver(target.meter).read()
+            return None
+        except EdgeprofError as exc:  # MeterError: the board's own sensor may still measure
+            meter_problem = f"its power meter does not answer ({exc}); "
 
     chosen = apply_sensor_defaults(target, options)
     args = {
@@ -178,8 +189,13 @@ def _no_sensor(target: Any, options: Any) -> str | None:
         return None
     checked = found.get("unavailable") or {}
     if not checked:
-        return "the agent found no power sensor"
-    return "no power sensor (" + "; ".join(f"{name}: {why}" for name, why in sorted(checked.items())) + ")"
+        return meter_problem + "the agent found no power sensor"
+    reasons = "; ".join(f"{name}: {why}" for name, why in sorted(checked.items()))
+    return (
+        f"{meter_problem}no power sensor ({reasons}), and no [targets.{target.name}.meter]"
+        if not meter_problem
+        else f"{meter_problem}no power sensor on the board ({reasons})"
+    )
 
 
 __all__ = ["ALIASES", "DEFAULT", "KINDS", "Objective", "ObjectiveError", "check_measurable", "parse"]

@@ -40,7 +40,18 @@ GRACE_SECONDS = 120
 SETTINGS_KEY = "edgeprof"
 #: Profile options that change what a figure means (a resumed study keeps them); how long each run measures
 #: (runs, min_seconds, warm-up, idle) may change between sessions.
-MEASURE_KEYS = ("threads", "delegate", "runtime", "delegate_options", "pause_ms", "cpus", "energy", "energy_command")
+MEASURE_KEYS = (
+    "threads",
+    "delegate",
+    "runtime",
+    "delegate_options",
+    "pause_ms",
+    "cpus",
+    "energy",
+    "energy_command",
+    "duty_cycle",
+    "use_meter",
+)
 RESUME_KEYS = {
     "model_sha256": "the model",
     "data": "--data",

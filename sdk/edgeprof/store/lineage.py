@@ -66,6 +66,15 @@ def accuracy_of(record: dict[str, Any], model: str = "tflite") -> float | None:
     return ((record.get(model) or {}).get("metrics") or {}).get(key)
 
 
+def headline_text(record: dict[str, Any], model: str = "tflite", *, named: bool = False) -> str:
+    """The headline figure as a reader sees it: a percentage for fractions (accuracy, ROC AUC), the number otherwise
+    (MSE, R²); ``named`` puts the metric's label in front when it is not plain accuracy."""
+    figure = headline_figure(record)
+    value = accuracy_of(record, model)
+    text = "-" if value is None else (f"{100 * value:.1f}%" if figure.fraction else f"{value:.4g}")
+    return f"{figure.label} {text}" if named and figure.key != "accuracy" else text
+
+
 def evaluated_samples(record: dict[str, Any]) -> int | None:
     """How many test samples the manifest's accuracies were measured on (their uncertainty depends on it)."""
     count = (record.get("data") or {}).get("test")
