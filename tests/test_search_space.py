@@ -212,3 +212,26 @@ def test_hypervolume_is_the_dominated_area() -> None:
     assert fr.hypervolume([(0.0, 1.0), (1.0, 0.0), (1.5, 1.5)], (2.0, 2.0)) == pytest.approx(3.0)  # dominated
     assert fr.hypervolume([(3.0, 0.0)], (2.0, 2.0)) == 0.0  # beyond the reference
     assert fr.hypervolume([(0.0, 0.0, 0.0)], (1.0, 2.0, 3.0)) == pytest.approx(6.0)
+
+
+def test_a_power_meter_on_the_host_makes_energy_measurable_and_one_that_fails_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local target has no power sensor here; a metering plug on the host ([targets.NAME.meter]) measures its
+    energy, so the search's check lets the energy objective through, and names the plug when it does not answer."""
+    from edgeprof.profile import ProfileOptions
+    from edgeprof.search.objectives import check_measurable
+    from edgeprof.targets import resolve_target
+    from tests.helpers.fake_meter import FakeMeter, meter_config
+
+    objectives = parse_objectives("accuracy_drop,energy_mj", ["bench"])
+    with FakeMeter("shelly", rate=10) as meter:
+        monkeypatch.setenv("EDGEPROF_CONFIG", str(meter_config(tmp_path / "edgeprof.toml", meter, workdir=tmp_path)))
+        meter.wait_readings()
+        check_measurable(objectives, [resolve_target("bench")], ProfileOptions())  # no error: the plug answers
+        meter.control(mode="garbage")
+        with pytest.raises(ObjectiveError) as caught:
+            check_measurable(objectives, [resolve_target("bench")], ProfileOptions())
+    line = str(caught.value)
+    assert line.startswith("cannot measure energy per inference on bench: its power meter does not answer (")
+    assert "no power sensor on the board (" in line and "\n" not in line
