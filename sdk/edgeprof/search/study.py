@@ -529,6 +529,8 @@ class Runner:
         parts = []
         for objective, value in zip(self.objectives, values, strict=True):
             parts.append(f"{objective.name} {format_value(objective, value)}")
+        if all(o.kind.key != "accuracy_drop" for o in self.objectives) and found.get("accuracy_drop") is not None:
+            parts.append(f"accuracy drop {round(found['accuracy_drop'], 9) + 0.0:+.2f} {found['accuracy_unit']}")
         for name, board in (found.get("boards") or {}).items():
             speed = board.get("speed") or {}
             if speed.get("verdict"):
