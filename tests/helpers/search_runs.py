@@ -68,7 +68,7 @@ STUDIES = {
     "nsga2": {
         "space": PRUNE80_PTQ,
         "sampler": "nsga2",
-        "trials": 4,
+        "trials": 3,
         "max_drop": 1.0,
         "objectives": "accuracy_drop,median_ms,gzip_kib",
     },

@@ -35,6 +35,8 @@ from .trial import Context, Outcome, constraints, figures, ratio
 log = logging.getLogger("edgeprof.search")
 
 SAMPLERS = ("grid", "random", "tpe", "nsga2")
+#: A sampler that proposes this many recipes already measured in a row has nothing new to try: the search stops.
+REPEAT_LIMIT = 25
 HEARTBEAT_SECONDS = 30
 GRACE_SECONDS = 120
 SETTINGS_KEY = "edgeprof"
@@ -331,9 +333,12 @@ class Heartbeat:
 
 
 def counted(trial: Any) -> bool:
-    """A trial that uses up one of ``--trials``: complete, failed for a reason of its own, or running."""
+    """A trial that uses up one of ``--trials``: measured, failed for a reason of its own, or running. A recipe drawn
+    again takes its first trial's figures and costs nothing, so it does not count."""
     state = trial.state.name
-    return state in ("COMPLETE", "RUNNING") or (state == "FAIL" and "error" in trial.user_attrs)
+    if state == "COMPLETE":
+        return "same_as" not in trial.user_attrs
+    return state == "RUNNING" or (state == "FAIL" and "error" in trial.user_attrs)
 
 
 @dataclass
@@ -356,6 +361,7 @@ class Runner:
         self.primary = next(o for o in self.objectives if o.efficiency)
         self._started: dict[int, float] = {}
         self._asked: dict[int, float] = {}
+        self._repeats = 0  # recipes already measured, proposed in a row
 
     def _more(self, wanted: int) -> bool:
         from optuna.storages import fail_stale_trials
@@ -364,6 +370,9 @@ class Runner:
             fail_stale_trials(self.study)  # a crashed host's trials: failed, and queued again (_requeue_stale)
         trials = self.study.get_trials(deepcopy=False)
         if sum(1 for t in trials if counted(t)) >= wanted:
+            return False
+        if self._repeats >= REPEAT_LIMIT:
+            self.say(f"the sampler proposed {self._repeats} recipes already measured in a row: nothing new to try")
             return False
         # a grid's trials are its queued recipes: when none is left, the grid is done
         return self.settings.sampler != "grid" or any(t.state.name == "WAITING" for t in trials)
@@ -418,7 +427,9 @@ class Runner:
         if same is not None:
             self.say(f"trial {number}: {text}: the recipe of trial {same.number}, whose results it takes")
             self._copy(trial, same)
+            self._repeats += 1
             return None
+        self._repeats = 0
         done = sum(1 for t in self.study.get_trials(deepcopy=False) if counted(t))
         self.say(f"trial {number} ({done} of {self._wanted_text()}): {text}")
         self._asked[number] = time.perf_counter() - t0
