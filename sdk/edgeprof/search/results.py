@@ -79,6 +79,8 @@ class StudyResult:
         found: dict[str, int] = {}
         for row in self.trials:
             state = "interrupted" if row.state == "FAIL" and row.error is None else row.state.lower()
+            if row.same_as is not None:
+                state = "repeated"  # a recipe drawn again: the first trial's figures, nothing measured
             found[state] = found.get(state, 0) + 1
         return found
 
@@ -119,6 +121,7 @@ class StudyResult:
             note = t.error or ("; ".join(t.broken) if t.broken else "")
             if t.same_as is not None:
                 note = f"same recipe as trial {t.same_as}" + (f"; {note}" if note else "")
+            drop = t.figures.get("accuracy_drop")
             rows.append(
                 [
                     str(t.number),
@@ -126,12 +129,14 @@ class StudyResult:
                     mark,
                     t.recipe,
                     *(format_value(o, t.values.get(o.name)) if t.values else "" for o in self.objectives),
+                    *([f"{round(drop, 9) + 0.0:+.2f} pp" if drop is not None else ""] if self._drop_column else []),
                     _speed(t.figures),
                     note,
                 ]
             )
-        head = ["trial", "state", "front", "recipe", *(o.name for o in self.objectives), "vs float32", "note"]
-        lines.append(_table.table(head, rows, align="lll" + "l" + "r" * len(self.objectives) + "ll"))
+        names = [o.name for o in self.objectives] + (["accuracy drop"] if self._drop_column else [])
+        head = ["trial", "state", "front", "recipe", *names, "vs float32", "note"]
+        lines.append(_table.table(head, rows, align="llll" + "r" * len(names) + "ll"))
         lines.append("")
         lines.append(
             "front (*): no other trial is as good on every objective and better on one, beyond the noise "
@@ -140,6 +145,11 @@ class StudyResult:
         )
         lines += self._choices()
         return "\n".join(lines)
+
+    @property
+    def _drop_column(self) -> bool:
+        """The accuracy drop is shown even when it is a constraint (--max-drop), not an objective."""
+        return all(o.kind.key != "accuracy_drop" for o in self.objectives)
 
     def _baseline_row(self) -> list[str]:
         latest = next((t.figures for t in reversed(self.trials) if t.state == "COMPLETE"), None)
@@ -151,6 +161,7 @@ class StudyResult:
                 cells.append(format_value(o, 0.0))
             else:
                 cells.append(format_value(o, o.baseline(latest)))
+        cells += ["+0.00 pp"] if self._drop_column else []
         return ["float32", "reference", "", "float32 export", *cells, "", "baseline of every trial (latest run)"]
 
     def _choices(self) -> list[str]:
