@@ -202,7 +202,7 @@ def test_the_report_has_a_section_per_study(studies: Path) -> None:
     assert done.returncode == 0, done.stderr
     searches = {s["study"]: s for s in json.loads(done.stdout)["searches"]}
     assert sorted(searches) == ["grid", "nsga2", "tpe"]
-    assert searches["grid"]["plots"] == ["search_0_median_ms", "search_1_gzip_kib"]
+    assert searches["grid"]["plots"] == ["search_grid_median_ms", "search_grid_gzip_kib"]
     assert searches["tpe"]["front"] == _result(studies, "tpe")["front"]
     text = page.read_text()
     assert "<h2>Searches</h2>" in text and "Study nsga2" in text

@@ -8,6 +8,7 @@ but without Optuna says so in the section instead of failing the report.
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,11 +54,11 @@ def _spread(figures: dict[str, Any], objective: Any, runs: Any) -> tuple[float, 
     return (min(values), max(values)) if values else None
 
 
-def scatter(result: Any, objective: Any, runs: Any, index: int) -> Plot:
+def scatter(result: Any, objective: Any, runs: Any) -> Plot:
     """Accuracy drop (up is worse) against one efficiency objective (right is worse), every complete trial."""
     fig = _figure(7.2, 4.4)
     ax = fig.add_subplot()
-    complete = [t for t in result.trials if t.state == "COMPLETE" and t.values]
+    complete = [t for t in result.trials if t.state == "COMPLETE" and t.values and t.same_as is None]
     drop = "accuracy_drop"
 
     def y_of(t: Any) -> float:
@@ -81,8 +82,9 @@ def scatter(result: Any, objective: Any, runs: Any, index: int) -> Plot:
         kwargs = {"facecolors": face} if face is not None else {}
         ax.scatter(xs, ys, marker=marker, s=42, edgecolors=color if marker != "x" else None,
                    c=color if marker == "x" else None, label=label, zorder=3, **kwargs)  # fmt: skip
-        for t, x, y in zip(trials, xs, ys, strict=True):
-            ax.annotate(str(t.number), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        if label == "noise-aware front":  # the trials a reader looks up in the table: the others would crowd it
+            for t, x, y in zip(trials, xs, ys, strict=True):
+                ax.annotate(str(t.number), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
     front = sorted((t for t in complete if t.front), key=lambda t: t.values[objective.name])
     if len(front) > 1:
         ax.plot([t.values[objective.name] for t in front], [y_of(t) for t in front], color="#1f77b4", lw=0.8,
@@ -98,6 +100,9 @@ def scatter(result: Any, objective: Any, runs: Any, index: int) -> Plot:
     xs = [t.values[objective.name] for t in complete] + ([base] if base is not None else [])
     ax.set_xlim(0, max(xs) * 1.15 if xs and max(xs) > 0 else 1)
     ax.axhline(0.0, color="#bbb", lw=0.8)
+    if max((y_of(t) for t in complete), default=0.0) > 10:  # a ruined trial (25 pp) would flatten the rest
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_ylim(top=1.6 * max(y_of(t) for t in complete))
     if result.settings.max_drop is not None:
         ax.axhline(result.settings.max_drop, color="#b3261e", lw=0.8, ls="--", label="--max-drop")
     ax.set_xlabel(objective.label)
@@ -107,11 +112,12 @@ def scatter(result: Any, objective: Any, runs: Any, index: int) -> Plot:
     caption = (
         f"Every complete trial of study {result.name}: accuracy drop against {objective.label}, with the spread of "
         "its run figures (lowest to highest process) where it was measured on a board. Filled: the noise-aware "
-        "front (no other trial is as good everywhere and better somewhere, beyond the noise). The x axis starts at "
-        "zero."
+        "front (no other trial is as good everywhere and better somewhere, beyond the noise), numbered as in the "
+        "table. The x axis starts at zero; the y axis is linear within ±1 pp and logarithmic beyond when a trial "
+        "lost more than 10 pp."
     )
-    return Plot(f"search_{index}_{objective.name.replace('@', '_at_')}", f"{result.name}: {objective.label}",
-                caption, _png(fig), fig)  # fmt: skip
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"search_{result.name}_{objective.name}")  # a file name for --png
+    return Plot(stem, f"{result.name}: {objective.label}", caption, _png(fig), fig)
 
 
 def sections(store: Any) -> tuple[list[StudySection], str | None]:
@@ -143,7 +149,7 @@ def sections(store: Any) -> tuple[list[StudySection], str | None]:
         section = StudySection(summary["name"], result)
         efficiency = [o for o in result.objectives if o.efficiency]
         if any(t.state == "COMPLETE" for t in result.trials):
-            section.plots = [scatter(result, o, runs, i) for i, o in enumerate(efficiency)]
+            section.plots = [scatter(result, o, runs) for o in efficiency]
         found.append(section)
     return found, None
 
