@@ -257,8 +257,9 @@ def list_command(as_json: bool, store: str) -> None:
         click.echo("no study in this store (edgeprof search MODEL --data D --space S.toml starts one)")
         return
     rows = [
-        [s["name"], s["settings"].get("sampler"), s["trials"], ", ".join(s["settings"].get("targets", [])),
+        [s["name"], s["settings"].get("sampler"), ", ".join(f"{n} {k}" for k, n in sorted(s["states"].items())),
+         ", ".join(s["settings"].get("targets", [])),
          ", ".join(s["settings"].get("objectives", [])), str(s["started"] or "")[:19]]
         for s in found
     ]  # fmt: skip
-    click.echo(_table.table(["study", "sampler", "trials", "targets", "objectives", "started"], rows, align="llrlll"))
+    click.echo(_table.table(["study", "sampler", "trials", "targets", "objectives", "started"], rows, align="llllll"))

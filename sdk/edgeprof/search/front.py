@@ -144,7 +144,13 @@ def lambda_curve(points: Sequence[Point], lambdas: Sequence[float] = LAMBDAS) ->
         if curve and curve[-1]["trial"] == best.number:
             curve[-1]["to"] = lam
         else:
+            if curve:  # where the two lines drop + λ·ratio cross: the exact λ at which the optimum changes
+                before = curve[-1]
+                switch = (best.drop - before["drop"]) / (before["ratio"] - best.ratio)  # type: ignore[operator]
+                before["to"] = switch
+                lam = switch
             curve.append({"from": lam, "to": lam, "trial": best.number, "drop": best.drop, "ratio": best.ratio})
+    curve[-1]["to"] = lambdas[-1]
     return curve
 
 

@@ -195,11 +195,16 @@ def names(store_url: str) -> list[dict[str, Any]]:
         engine.dispose()
     optuna = _optuna()
     found = []
-    for summary in optuna.study.get_all_study_summaries(storage(store_url)):
+    rdb = storage(store_url)
+    for summary in optuna.study.get_all_study_summaries(rdb):
         attrs = summary.user_attrs.get(SETTINGS_KEY)
         if attrs is None:
             continue
-        found.append({"name": summary.study_name, "trials": summary.n_trials, "settings": attrs,
+        states: dict[str, int] = {}
+        for trial in optuna.load_study(study_name=summary.study_name, storage=rdb).get_trials(deepcopy=False):
+            state = "repeated" if "same_as" in trial.user_attrs else trial.state.name.lower()
+            states[state] = states.get(state, 0) + 1
+        found.append({"name": summary.study_name, "trials": summary.n_trials, "states": states, "settings": attrs,
                       "started": summary.datetime_start})  # fmt: skip
     return found
 
