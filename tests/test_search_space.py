@@ -15,6 +15,7 @@ from edgeprof.search import space as sp
 from edgeprof.search.objectives import ObjectiveError
 from edgeprof.search.objectives import parse as parse_objectives
 from tests.conftest import run_cli
+from tests.test_store import pg_url  # noqa: F401 - the fixture: a fresh PostgreSQL database
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples" / "search").glob("*.toml"))
@@ -235,3 +236,34 @@ def test_a_power_meter_on_the_host_makes_energy_measurable_and_one_that_fails_is
     line = str(caught.value)
     assert line.startswith("cannot measure energy per inference on bench: its power meter does not answer (")
     assert "no power sensor on the board (" in line and "\n" not in line
+
+
+def test_a_study_lives_in_the_stores_own_postgresql_database(pg_url: str) -> None:  # noqa: F811
+    """Optuna's tables beside edgeprof's in one PostgreSQL database (a team's shared store): created, listed, and
+    a resume with another space refused, naming the field."""
+    import dataclasses
+
+    import tomllib
+    from sqlalchemy import inspect
+
+    from edgeprof.search.study import Settings, StudyError, existing, names, open_study
+    from edgeprof.store import open_store
+
+    space = _parse(GOOD)
+    settings = Settings(
+        model="model.keras", model_sha256="0" * 64, data="data.npz", data_sha256=None, targets=["local"],
+        objectives=["accuracy_drop", "median_ms"], space=space.to_dict(), space_raw=tomllib.loads(GOOD),
+        space_file="space.toml", sampler="grid", seed=0, repeat=2, max_drop=1.0, budget=None, options={}, out="out",
+    )  # fmt: skip
+    with open_store(pg_url) as db:
+        assert existing(db.url, "cnn-space", settings, resume=False) is None
+        study = open_study(db.url, "cnn-space", settings, trials=10)
+        assert len(study.get_trials()) == len(space.grid()) == 126  # the grid's recipes, queued in the database
+        assert {"profiles", "compressions", "studies", "trials"} <= set(inspect(db.engine).get_table_names())
+        assert [(s["name"], s["states"]) for s in names(db.url)] == [("cnn-space", {"waiting": 126})]
+        changed = dataclasses.replace(settings, space=_parse(GOOD.replace("high = 0.8", "high = 0.9")).to_dict())
+        with pytest.raises(StudyError) as caught:
+            existing(db.url, "cnn-space", changed, resume=True)
+        assert "space: prune.sparsity: 0.5..0.8 step 0.1 → 0.5..0.9 step 0.1" in str(caught.value)
+        with pytest.raises(StudyError, match="already exists"):
+            existing(db.url, "cnn-space", settings, resume=False)
