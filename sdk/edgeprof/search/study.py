@@ -377,7 +377,9 @@ class Runner:
         if sum(1 for t in trials if counted(t)) >= wanted:
             return False
         if self._repeats >= REPEAT_LIMIT:
-            self.say(f"the sampler proposed {self._repeats} recipes already measured in a row: nothing new to try")
+            if self._repeats == REPEAT_LIMIT:  # said once
+                self.say(f"the sampler proposed {self._repeats} recipes already measured in a row: nothing new to try")
+                self._repeats += 1
             return False
         # a grid's trials are its queued recipes: when none is left, the grid is done
         return self.settings.sampler != "grid" or any(t.state.name == "WAITING" for t in trials)
