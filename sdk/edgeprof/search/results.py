@@ -125,7 +125,11 @@ class StudyResult:
             rows.append(
                 [
                     str(t.number),
-                    t.state.lower() if t.state != "FAIL" or t.error else "interrupted",
+                    "repeated"
+                    if t.same_as is not None
+                    else t.state.lower()
+                    if t.state != "FAIL" or t.error
+                    else "interrupted",
                     mark,
                     t.recipe,
                     *(format_value(o, t.values.get(o.name)) if t.values else "" for o in self.objectives),
