@@ -267,3 +267,19 @@ def test_a_study_lives_in_the_stores_own_postgresql_database(pg_url: str) -> Non
         assert "space: prune.sparsity: 0.5..0.8 step 0.1 → 0.5..0.9 step 0.1" in str(caught.value)
         with pytest.raises(StudyError, match="already exists"):
             existing(db.url, "cnn-space", settings, resume=False)
+
+
+def test_a_ray_address_nobody_answers_on_is_one_line_before_anything_trains(tmp_path: Path) -> None:
+    space = tmp_path / "space.toml"
+    space.write_text('[[step]]\nkind = "quantize"\nmode = ["int8"]\n')
+    done = run_cli(
+        "search", str(space), "--data", "builtin:digits", "--space", str(space), "--executor", "ray",
+        "--ray-address", "127.0.0.1:1", cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == [
+        "edgeprof: error: nothing answers at the Ray address 127.0.0.1:1 (Connection refused); start the cluster's "
+        "head there (ray start --head --port PORT) or fix --ray-address"
+    ]
+    assert not (tmp_path / "edgeprof-search").exists()

@@ -5,8 +5,9 @@
 # (`edgeprof-board:ray-1` on the head, `edgeprof-board:ray-2` on the worker; the test names its boards so). Both run
 # `ray start --block` in their own session: stopping one is killing its process group, never `ray stop` (which stops
 # every Ray process of the machine, other people's too). Stopped and deleted when the test run exits.
-# Exports EDGEPROF_TEST_RAY_ADDRESS (host:port of the head); when the cluster cannot start, EDGEPROF_TEST_RAY_SKIP
-# says why and the Ray test skips with that reason.
+# Exports EDGEPROF_TEST_RAY_ADDRESS (host:port of the head), and RAY_AUTH_MODE=token with RAY_AUTH_TOKEN_PATH (the
+# cluster's token, in its temp dir); when the cluster cannot start, EDGEPROF_TEST_RAY_SKIP says why and the Ray test
+# skips with that reason.
 # Use it by hand:  source scripts/lib/venv.sh; source scripts/services/ray.sh; echo $EDGEPROF_TEST_RAY_ADDRESS
 
 _edgeprof_ray_wait_nodes() {
@@ -44,6 +45,11 @@ _edgeprof_ray_start() {
     dir="$(mktemp -d /tmp/epray.XXXXXX)"
     port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     EDGEPROF_RAY_DIR="$dir"
+    # Token authentication with a token of this cluster's own, as a lab cluster should run: Ray 2.60 turns token
+    # auth on by itself whenever ~/.ray/auth_token exists (a local `ray.init()` writes one), and a head that did so
+    # refuses clients that did not. Explicit mode and path make the nodes, the tests and their Ray workers agree.
+    ( umask 077; python3 -c 'import secrets; print(secrets.token_hex(32))' > "$dir/auth_token" )
+    export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH="$dir/auth_token"
     local common=(--block --node-ip-address=127.0.0.1 --num-cpus=1 --disable-usage-stats)
     RAY_USAGE_STATS_ENABLED=0 setsid "$ray" start --head --port="$port" --temp-dir="$dir" --include-dashboard=false \
         "${common[@]}" \

@@ -138,14 +138,23 @@ class RayExecutor:
             "log_to_driver": False,
             "logging_level": logging.ERROR,
         }
+        if address:
+            _reachable(address)  # Ray itself retries an address nobody listens on for minutes
         try:
             if address:
                 ray.init(address=address, **kwargs)
             else:  # a Ray instance of our own on this machine, declaring every board
                 ray.init(resources={board_resource(n): 1 for n in names}, include_dashboard=False, **kwargs)
-        except ConnectionError as exc:
+        except ray.exceptions.AuthenticationError as exc:
             raise ExecutorError(
-                f"cannot reach the Ray cluster at {address}: {exc}", "start it (ray start --head) or fix --ray-address"
+                f"the Ray cluster at {address} refused this client: {_first_line(exc)}",
+                "use the cluster's token: RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH (or ~/.ray/auth_token) as its "
+                "nodes have them",
+            ) from None
+        except (ConnectionError, RuntimeError) as exc:
+            raise ExecutorError(
+                f"cannot reach the Ray cluster at {address}: {_first_line(exc)}",
+                "start it (ray start --head) or fix --ray-address",
             ) from None
         self.address = address or "a local Ray instance"
         resources = ray.cluster_resources()
@@ -202,6 +211,22 @@ class RayExecutor:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._ray.shutdown()
+
+
+def _reachable(address: str) -> None:
+    """A ``HOST:PORT`` (or ``ray://HOST:PORT``) nobody answers on is one line now, not minutes of Ray's retries."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ExecutorError(
+            f"nothing answers at the Ray address {address} ({exc.strerror or exc})",
+            "start the cluster's head there (ray start --head --port PORT) or fix --ray-address",
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:
