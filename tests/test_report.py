@@ -248,6 +248,9 @@ def _latency(samples: np.ndarray, like: dict[str, Any]) -> dict[str, Any]:
     return {**like, **stats}
 
 
+_SCALED = ("min", "mean", "median", "p90", "p95", "p99", "max", "std")
+
+
 def _derived_store(
     demo_store: dict[str, Any],
     folder: Path,
@@ -273,7 +276,12 @@ def _derived_store(
             "samples_ms": samples.tolist(),
             "samples_subsampled": False,
             "histogram": None,
-            "latency_ms": _latency(samples, base["latency_ms"]),
+            "latency_ms": _latency(samples, base["latency_ms"])
+            if base.get("samples_ms") and not base.get("samples_subsampled")
+            else {  # the run kept a histogram or a subsample: its figures come from all samples, so scale those
+                **base["latency_ms"],
+                **{k: float(transform(float(base["latency_ms"][k]))) for k in _SCALED if k in base["latency_ms"]},
+            },
             "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         db.add_profile(record)

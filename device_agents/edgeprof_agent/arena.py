@@ -457,7 +457,8 @@ def _in_place(nodes, sizes, refs, graph_inputs, graph_outputs, arena_rw):
         if chosen < 0:
             continue
         target = aliases.get(chosen, chosen)
-        if changes and refs.get(target, 0) > 1:
+        # The buffer written in place is the target's: after a RESHAPE chain it must still be the output's size.
+        if changes and (refs.get(target, 0) > 1 or sizes.get(target) != sizes.get(out)):
             continue
         aliases[out] = target
     return aliases

@@ -8,6 +8,7 @@ so that profiling, which never needs it, starts fast and works without it instal
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import tempfile
@@ -38,6 +39,11 @@ def quiet_native() -> Iterator[None]:
     sys.stderr.flush()
     saved_fd = os.dup(2)
     saved_stream = sys.stderr
+    # TensorFlow's Python warnings too (retracing, gradients of frozen variables), also when the caller imported
+    # TensorFlow before edgeprof did and so its logger kept the default level.
+    tf_logger = logging.getLogger("tensorflow")
+    saved_level = tf_logger.level
+    tf_logger.setLevel(max(saved_level, logging.ERROR))
     with tempfile.TemporaryFile() as log, open(os.dup(saved_fd), "w", buffering=1) as terminal:
         os.dup2(log.fileno(), 2)
         sys.stderr = terminal
@@ -49,8 +55,20 @@ def quiet_native() -> Iterator[None]:
         finally:
             terminal.flush()
             sys.stderr = saved_stream
+            _rebind_handlers(terminal, saved_stream)
+            tf_logger.setLevel(saved_level)
             os.dup2(saved_fd, 2)
             os.close(saved_fd)
+
+
+def _rebind_handlers(old: object, new: object) -> None:
+    """Logging handlers made inside ``quiet_native`` (TensorFlow's, on its logger's first use) hold the stream about
+    to be closed: give them the stderr the block restores, or every later log line is a "Logging error"."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is old:
+                handler.setStream(new)  # type: ignore[arg-type]
 
 
 def tensorflow() -> ModuleType:

@@ -359,6 +359,9 @@ def _compress(
         f"data: {dataset.name} ({len(dataset.x_train)} train / {len(dataset.x_test)} test), "
         f"task: {resolved.describe()}"
     )
+    quantize = recipe.quantize
+    if quantize is not None and not any(s.kind == "distill" for s in recipe.steps):  # a student replaces the model
+        quantize_step.refuse_op_layers(source, quantize)  # before any step trains for minutes
     source_metrics = evaluate.keras_metrics(source, dataset)
     source_tflite = export.to_tflite(source)
 
@@ -385,7 +388,6 @@ def _compress(
             }
         )
 
-    quantize = recipe.quantize
     t0 = time.perf_counter()
     if quantize is not None:
         say(f"step {len(recipe.steps)}/{len(recipe.steps)}: {quantize.describe()}")

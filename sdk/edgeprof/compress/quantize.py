@@ -88,9 +88,29 @@ def _layer_named(message: str, model: Any) -> Any:
         return None
 
 
+def refuse_op_layers(model: Any, step: QuantizeStep) -> None:
+    """Stop QAT on a model that calls TensorFlow operations on Keras tensors (TFOpLambda layers, e.g. the ``x + 3.0``
+    of MobileNetV3's hard-swish). ``quantize_apply`` rebuilds the whole model from its config and, with TF-MOT 0.8.1
+    and tf_keras 2.21, fails on every such layer, selected or not: an AttributeError traceback from inside TF-MOT,
+    or a wrong-shape error about a later layer. Leaving them float cannot help, so the refusal names them all."""
+    if step.mode in PTQ_MODES:
+        return
+    ops = [layer.name for layer in model.layers if type(layer).__name__ in ("TFOpLambda", "SlicingOpLambda")]
+    if ops:
+        shown = ", ".join(ops[:5]) + (f" and {len(ops) - 5} more" if len(ops) > 5 else "")
+        raise CompressionError(
+            f"{step.mode} cannot train this model: TF-MOT rebuilds the whole model for quantisation-aware training "
+            f"and fails on TensorFlow operations called on Keras tensors ({len(ops)} TFOpLambda layer"
+            f"{'s' if len(ops) > 1 else ''}: {shown})",
+            "build those operations from Keras layers (layers.Add, layers.Multiply, layers.Activation), or quantise "
+            'after training with --quantize int8 (mode = "int8")',
+        )
+
+
 def quantize_aware(model: Any, step: QuantizeStep) -> tuple[Any, dict[str, str]]:
     """``quantize_apply`` with the step's scheme. A layer TF-MOT rejects is left float and named; when the step's
     ``layers`` chose it, the run stops naming it (and every other chosen layer TF-MOT rejects)."""
+    refuse_op_layers(model, step)
     tfmot = _tf.tfmot()
     chosen_scheme = scheme(step.mode)
     leave: dict[str, str] = {}

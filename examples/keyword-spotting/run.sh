@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Keyword spotting with MLPerf Tiny's DS-CNN on speech synthesised by espeak-ng: train it, compress it with the
+# flagship recipes, profile every model on this machine ('local') in fresh
+# agent processes (5; 3 with --quick), then check one model against budget.toml: the PCQAT model, or the last of
+# --recipes (its latency limit applies to the 95 % upper bound over those processes).
+# Exit code: edgeprof check's (0 every limit met, 1 a limit broken, 2 an error).
+# Usage: examples/keyword-spotting/run.sh [--out DIR] [--quick] [--recipes int8,pcqat,my.toml] [--seed N]   (DIR: kws)
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$HERE/../../scripts/lib/venv.sh"   # ensure_venv, apt_install
+ensure_venv "compress,dev"                   # the checkout's .venv, as ./scripts/test makes it
+apt_install espeak-ng || exit 2
+
+OUT=kws
+GATE=pcqat
+args=("$@")
+for i in "${!args[@]}"; do
+    case "${args[$i]}" in
+        --out) OUT="${args[$((i + 1))]}" ;;
+        --recipes) GATE="${args[$((i + 1))]##*,}" ;;
+    esac
+done
+python "$HERE/kws.py" "$@" || exit 2   # a failed run is an error, not a broken limit
+echo
+GATE="$(basename "$GATE" .toml)"   # a recipe file's models are in its stem's folder
+exec edgeprof check --budget "$HERE/budget.toml" "$OUT/$GATE/model.tflite"
