@@ -36,7 +36,8 @@ def test_the_command_tree_is_complete() -> None:
     promised = {("compress",), ("profile",), ("inspect",), ("results", "list"), ("results", "show"),
                 ("results", "compare"), ("results", "export"), ("report",), ("check",), ("demo",),
                 ("targets", "list"), ("targets", "show"), ("targets", "add"), ("targets", "check"),
-                ("targets", "trust"), ("targets", "setup")}  # fmt: skip
+                ("targets", "trust"), ("targets", "setup"), ("search", "run"), ("search", "show"),
+                ("search", "export"), ("search", "list")}  # fmt: skip
     assert promised <= set(COMMANDS)
 
 

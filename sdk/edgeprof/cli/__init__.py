@@ -23,9 +23,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import check, compress, demo, inspect, profile, report, results, sensitivity, targets
+    from . import check, compress, demo, inspect, profile, report, results, search, sensitivity, targets
 
-    for module in (compress, sensitivity, profile, results, demo, inspect, report, check, targets):
+    for module in (compress, sensitivity, search, profile, results, demo, inspect, report, check, targets):
         cli.add_command(module.command)
 
     def add_verbose(command: click.Command) -> None:

@@ -18,7 +18,7 @@ import base64
 import datetime as _dt
 import html
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,8 @@ class Report:
     created_at: str
     budget: BudgetReport | None = None
     budget_path: str | None = None
+    searches: list[Any] = field(default_factory=list)  # report.search.StudySection, one per study
+    searches_note: str | None = None
 
     def _check(self, sha256: str, target: str | None, metric: str) -> Check | None:
         if self.budget is None or target is None:
@@ -133,6 +135,7 @@ class Report:
             "plots": [{"name": p.name, "title": p.title, "png_bytes": len(p.png)} for p in self.plots],
             "energy_unavailable": self.data.energy_reasons,
             "budget": None if self.budget is None else {"file": self.budget_path, **self.budget.to_dict()},
+            "searches": [s.to_dict() for s in self.searches],
         }
 
     def write_pngs(self, folder: str | Path) -> list[Path]:
@@ -378,6 +381,9 @@ class Report:
         for name in ("accuracy_vs_p90", "accuracy_vs_size"):
             if name in plots:
                 sections.append(self._figure(plots[name]))
+        from .search import html_section
+
+        sections.append(html_section(self.searches, self.searches_note, self._figure))
         sections.append("<h2>Models</h2>")
         sections.append(self._models_table())
         for plot in self.plots:
@@ -424,18 +430,21 @@ def build_report(
     With ``budget`` (a :class:`~edgeprof.budget.Budget` or a budget file), the figures it limits are coloured by
     whether they meet it, and the page starts with the budget's checks. ``sensitivity``: scans written by
     ``edgeprof sensitivity``, each drawn as a heat map of layers × compression."""
+    from .search import sections
     from .sensitivity import heatmap, load
 
     data = collect(store, model=model, target=target, since=since)
     plots = all_plots(data, progress)
     plots += [heatmap(load(scan), f"sensitivity-{i + 1}") for i, scan in enumerate(sensitivity)]
+    searches, searches_note = sections(store)
+    plots += [plot for section in searches for plot in section.plots]
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")[:19].replace("T", " ")
     checked, path = None, None
     if budget is not None:
         path = "budget" if isinstance(budget, Budget) else str(budget)
         budget = budget if isinstance(budget, Budget) else Budget.from_file(budget)
         checked = check_store(budget, store, model=model, target=target, since=since)
-    return Report(data, plots, created, checked, path)
+    return Report(data, plots, created, checked, path, searches, searches_note)
 
 
 def _efficiency_text(merit: Any) -> str:
