@@ -26,7 +26,7 @@ from .. import _table
 from .._version import __version__
 from ..budget import METRICS, Budget, BudgetReport, Check, check_store
 from ..store import Store
-from ..store.lineage import Merit
+from ..store.lineage import Merit, format_headline
 from ..store.sql import energy_mj
 from ..views import energy_cell, load
 from .collect import ReportData, collect
@@ -89,12 +89,8 @@ td.recipe { min-width: 11em; } td.note-cell { min-width: 14em; white-space: norm
 
 
 def _headline(merit: Merit, value: float | None) -> str:
-    """A merit's headline figure: a percentage for accuracy-like fractions (the diff is in pp), else the number,
-    named when it is not accuracy."""
-    if value is None:
-        return "-"
-    text = f"{100 * value:.1f}%" if merit.accuracy_diff_unit == "pp" else f"{value:.4g}"
-    return text if merit.accuracy_metric == "accuracy" else f"{_e(merit.accuracy_metric)} {text}"
+    """A merit's headline figure, named when it is not accuracy (fractions are the figures whose diff is in pp)."""
+    return _e(format_headline(value, merit.accuracy_metric, merit.accuracy_diff_unit == "pp", named=True))
 
 
 def _budget_class(check: Check | None) -> str:

@@ -21,6 +21,7 @@ float32 export and the Keras source model), and the latency figures are reported
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -66,13 +67,17 @@ def accuracy_of(record: dict[str, Any], model: str = "tflite") -> float | None:
     return ((record.get(model) or {}).get("metrics") or {}).get(key)
 
 
-def headline_text(record: dict[str, Any], model: str = "tflite", *, named: bool = False) -> str:
-    """The headline figure as a reader sees it: a percentage for fractions (accuracy, ROC AUC), the number otherwise
+def format_headline(value: float | None, label: str, fraction: bool, *, named: bool = False) -> str:
+    """A headline figure as a reader sees it: a percentage for fractions (accuracy, ROC AUC), the number otherwise
     (MSE, R²); ``named`` puts the metric's label in front when it is not plain accuracy."""
+    text = "-" if value is None else (f"{100 * value:.1f}%" if fraction else f"{value:.4g}")
+    return f"{label} {text}" if named and value is not None and label != "accuracy" else text
+
+
+def headline_text(record: dict[str, Any], model: str = "tflite", *, named: bool = False) -> str:
+    """A manifest's headline figure (of its TFLite model or its Keras source), formatted by :func:`format_headline`."""
     figure = headline_figure(record)
-    value = accuracy_of(record, model)
-    text = "-" if value is None else (f"{100 * value:.1f}%" if figure.fraction else f"{value:.4g}")
-    return f"{figure.label} {text}" if named and figure.key != "accuracy" else text
+    return format_headline(accuracy_of(record, model), figure.label, figure.fraction, named=named)
 
 
 def evaluated_samples(record: dict[str, Any]) -> int | None:
@@ -303,11 +308,8 @@ def _group_of(profiles: list[dict[str, Any]], run: dict[str, Any] | None) -> lis
 
 def _median_of_runs(runs: list[dict[str, Any]]) -> float | None:
     """A run's median, or a group's: the median of its run medians (as ``results show g:N`` prints it)."""
-    medians = sorted(float(r["median_ms"]) for r in runs if r.get("median_ms") is not None)
-    if not medians:
-        return None
-    mid = len(medians) // 2
-    return medians[mid] if len(medians) % 2 else (medians[mid - 1] + medians[mid]) / 2
+    medians = [float(r["median_ms"]) for r in runs if r.get("median_ms") is not None]
+    return statistics.median(medians) if medians else None
 
 
 def all_merits(
