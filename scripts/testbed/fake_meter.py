@@ -59,14 +59,20 @@ class Watched:
         self.me = os.getpid()
         self.my_ns = os.readlink("/proc/self/ns/net") if netns else None
         self.pids: set[int] = set()
+        self.others: set[int] = set()  # pids seen and not watched (asked again at each full scan: exec changes them)
         self.last: dict[tuple[int, int], int] = {}
         self.next_scan = 0.0
 
-    def _scan(self) -> None:
+    def _scan(self, full: bool) -> None:
+        # A process the agent starts (its sampler sibling) must be counted from its first moments: found a quarter
+        # of a second late, its start-up CPU would land in the idle window as one step. So new pids are classified
+        # at every tick (a fork inherits the command line and the namespace); the rest is re-checked less often.
         for entry in os.listdir("/proc"):
             if not entry.isdigit() or int(entry) == self.me:
                 continue
             pid = int(entry)
+            if pid in self.pids or (pid in self.others and not full):
+                continue
             try:
                 if self.netns:
                     mine = os.readlink(f"/proc/{pid}/ns/net") == self.my_ns
@@ -77,11 +83,15 @@ class Watched:
                 continue
             if mine:
                 self.pids.add(pid)
+                self.others.discard(pid)
+            else:
+                self.others.add(pid)
 
     def cpu_ns(self) -> int:
         now = CLOCK()
-        if now >= self.next_scan:
-            self._scan()
+        full = now >= self.next_scan
+        self._scan(full)
+        if full:
             self.next_scan = now + 0.25
         for pid in list(self.pids):
             try:

@@ -52,5 +52,9 @@ def run_fleet(
             f"edgeprof: error: {len(fleet.failures)} of {len(fleet.outcomes)} boards failed ({failed}); {kept}",
             err=True,
         )
+        if as_json:  # the table, which names each board's error, is not printed: say why on stderr
+            for outcome in fleet.failures:
+                why = outcome.error or "; ".join(g.error for g in outcome.groups if g.error) or outcome.status
+                click.echo(f"  {outcome.target}: {why}", err=True)
         return 1
     return 0
