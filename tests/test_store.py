@@ -335,6 +335,33 @@ def test_many_threads_in_many_processes_write_at_once(tmp_path: Path, record: di
     assert seen == sorted(seen)  # readers saw the count only grow, never a torn state
 
 
+def test_threads_that_open_a_new_store_together_all_get_it(tmp_path: Path, record: dict[str, Any]) -> None:
+    """A fleet's boards open the store at the same moment, often before it exists: SQLite refuses the switch to WAL
+    (SQLITE_BUSY without its busy handler) to all but one, which cost a board its run before."""
+    for attempt in range(40):
+        path = tmp_path / f"new-{attempt}.db"
+        errors: list[str] = []
+        start = threading.Barrier(4)
+
+        def board() -> None:
+            start.wait()
+            try:
+                with open_store(path) as db:
+                    db.add_profile(record)
+            except StoreError as exc:
+                errors.append(str(exc))
+
+        workers = [threading.Thread(target=board) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert errors == [], errors
+        with open_store(path) as db:
+            assert len(db.profiles()) == 4
+        assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
 def test_sigkill_mid_write_keeps_every_committed_result(tmp_path: Path, record: dict[str, Any]) -> None:
     store = tmp_path / "crash.db"
     big = {**record, "samples_ms": [s + i * 1e-6 for i, s in enumerate(record["samples_ms"] * 50)][:10000]}
