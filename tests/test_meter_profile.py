@@ -126,8 +126,10 @@ def test_the_loop_runs_until_the_meter_has_read_enough(bench: FakeMeter, models:
     )
     energy = result.measurement["energy"]
     assert result.measurement["measured_seconds"] > 1.5  # held past min_seconds for the meter's readings
-    if energy["precision_reached"]:
-        assert energy["relative_u95"] <= 0.03 and "measure" in energy["stopped"]
+    stopped = energy["stopped"]["measure"]  # the record says why the loop ended
+    assert stopped.endswith("predicted") or stopped == "the loop reached --max-seconds", stopped
+    if energy["precision_reached"]:  # the final interval (with the idle after) may get there when the live one did not
+        assert energy["relative_u95"] <= 0.03
     else:  # a loaded machine: the trace follows the agent's CPU share; the result says why it is wider
         assert any("wider than the ±3% asked" in note for note in energy["notes"])
 

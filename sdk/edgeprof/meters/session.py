@@ -30,6 +30,7 @@ from .sampler import Log, Sampler
 log = logging.getLogger("edgeprof.meters")
 
 IDLE_READINGS = 10  # usable readings planned for the idle before the load
+MAX_SECONDS_REACHED = "the loop reached --max-seconds"
 RUN_READINGS = 20  # the loop is never stopped on fewer usable readings (batch means need 20)
 DEAD_PERIODS = 5  # no reading for this many periods while reads fail: the meter is gone for this run
 WINDOWS = ("idle", "measure", "idle_after")
@@ -259,7 +260,7 @@ class MeteredRun:
             name: stats.to_dict() for name, stats in (("idle", found.idle), ("measure", found.run),
                                                       ("idle_after", found.idle_after)) if stats is not None
         }  # fmt: skip
-        base["stopped"] = dict(self.stopped)
+        base["stopped"] = {"measure": MAX_SECONDS_REACHED, **self.stopped}  # why each phase ended, always
         if not found.available:
             reason, fix = found.reason, found.fix
             if readings.errors and (not readings.watts or "too few" in (reason or "")):
