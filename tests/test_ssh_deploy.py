@@ -124,6 +124,7 @@ def test_ctrl_c_stops_the_agent_on_the_board(
     proc = cli_process(
         "profile", str(models / "float.tflite"), "--target", ",".join(b.name for b in chosen),
         "--min-seconds", "60", "--max-seconds", "120", "--warmup-seconds", "0", "--idle-seconds", "0",
+        "--verbose",  # if the agents do not start, the failure shows what each board was doing
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while not all(_agents(bed, b) for b in chosen) and time.monotonic() < deadline and proc.poll() is None:
