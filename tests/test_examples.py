@@ -161,7 +161,9 @@ def test_example_runs_and_gates_on_its_budget(
         (tmp_path / recipe).write_text(pcqat.replace("sparsity = 0.8\n", "sparsity = 0.7\n"))
     out = tmp_path / "out"
     done = subprocess.run(
-        ["bash", str(ROOT / "examples" / example / "run.sh"), "--quick", "--recipes", recipe, "--out", str(out)],
+        # One epoch of training and of each fine-tuning step: what is asserted is the pipeline, not the accuracy.
+        ["bash", str(ROOT / "examples" / example / "run.sh"), "--quick", "--epochs", "1", "--fine-epochs", "1",
+         "--recipes", recipe, "--out", str(out)],
         capture_output=True, text=True, cwd=tmp_path, timeout=900,
     )  # fmt: skip
     folder = recipe.removesuffix(".toml")

@@ -81,6 +81,15 @@ def add_arguments(parser: argparse.ArgumentParser, out: str) -> None:
         "(my-recipe.toml: its folder is my-recipe) [all: %(default)s]",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="training epochs of the float model, then up to 2 to settle [the example's]",
+    )
+    parser.add_argument(
+        "--fine-epochs", type=int, default=None, help="fine-tuning epochs of each recipe step [the recipe's]"
+    )
 
 
 def run(
@@ -90,6 +99,7 @@ def run(
     *,
     names: str | None = None,
     quick: bool = False,
+    fine_epochs: int | None = None,
     say: Any = None,
     **compress_args: Any,
 ) -> list[Row]:
@@ -98,7 +108,7 @@ def run(
     bounds its latency (one process is one noisy draw).
 
     ``quick`` fine-tunes in batches of 8 instead of the recipes' 32 and measures 3 processes of 50 runs in 0.2 s
-    instead of 5 of 200 runs in at least a second.
+    instead of 5 of 200 runs in at least a second; ``fine_epochs`` overrides every step's fine-tuning epochs.
     """
     say = say or (lambda line: print(line, flush=True))
     known = recipes()
@@ -119,6 +129,8 @@ def run(
         recipe = known[name]
         if quick:  # a tenth of the data: batches of 8 give BatchNormalization's moving averages the steps they need
             recipe = dataclasses.replace(recipe, steps=[_batches_of(8, step) for step in recipe.steps])
+        if fine_epochs is not None:
+            recipe = dataclasses.replace(recipe, steps=[_epochs_of(fine_epochs, step) for step in recipe.steps])
         say(f"compress: {name} ({recipe.describe()})")
         started = time.perf_counter()
         result = edgeprof.compress(model, recipe, data=data, out=Path(out) / name, **compress_args)
@@ -135,6 +147,10 @@ def run(
 
 def _batches_of(size: int, step: Any) -> Any:
     return dataclasses.replace(step, training=dataclasses.replace(step.training, batch_size=size))
+
+
+def _epochs_of(epochs: int, step: Any) -> Any:
+    return dataclasses.replace(step, training=dataclasses.replace(step.training, epochs=epochs))
 
 
 def _headline(head: dict[str, Any], value: float) -> str:

@@ -4,7 +4,7 @@
 # agent processes (5; 3 with --quick), then check one model against budget.toml: the PCQAT model, or the last of
 # --recipes (its latency limit applies to the 95 % upper bound over those processes).
 # Exit code: edgeprof check's (0 every limit met, 1 a limit broken, 2 an error).
-# Usage: examples/keyword-spotting/run.sh [--out DIR] [--quick] [--recipes int8,pcqat,my.toml] [--seed N]   (DIR: kws)
+# Usage: examples/keyword-spotting/run.sh [--out DIR] [--quick] [--recipes int8,pcqat,my.toml] [--seed N] [--epochs N] [--fine-epochs N]   (DIR: kws)
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../scripts/lib/venv.sh"   # ensure_venv, apt_install
 ensure_venv "compress,dev"                   # the checkout's .venv, as ./scripts/test makes it
