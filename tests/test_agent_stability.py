@@ -89,6 +89,34 @@ def test_the_checks_stay_quiet_on_a_stable_run() -> None:
     assert len(inside["warnings"]) == 1 and "inside the timed process" in inside["warnings"][0]
 
 
+def test_a_sampler_that_starts_processes_while_the_model_fills_every_cpu_is_flagged() -> None:
+    # scripts/bench-agent on 2 CPUs: a Pi 5 sensor spawning vcgencmd at 10 Hz left the median within 1 % of a bare
+    # loop at 1 and 2 threads, but the p99 at 2 threads 43-54 % slower. The run must say so, with the way out.
+    samples = 1.0 + 0.02 * np.sin(np.arange(1000))
+    timer = {"empty_call_ns": 60.0, "resolution_ns": 1.0}
+    spawning = {
+        "ran": True,
+        "where": "sibling",
+        "energy": {"sensor": "rpi5-pmic", "rate_hz": 10.0, "spawns_process": True},
+        "thermal": {"polls": 0},
+    }
+    full = stability.check(samples, stats.summarize(samples), timer, {"requested": 2, "used": 2}, spawning, 2)
+    (warning,) = full["warnings"]
+    assert (
+        warning.startswith(
+            "2 thread(s) ran the model on 2 CPU(s) while the power sensor rpi5-pmic started a process 10 times a second"
+        )
+        and "--threads 1" in warning
+    ), warning
+    for threads, cpus, sampler in (
+        ({"requested": 1, "used": 1}, 2, spawning),  # a CPU is free for the sibling
+        ({"requested": 2, "used": 2}, 4, spawning),
+        ({"requested": 2, "used": 2}, 2, {**spawning, "energy": {**spawning["energy"], "spawns_process": False}}),
+        ({"requested": 2, "used": 2}, None, spawning),  # CPUs unknown: no claim
+    ):
+        assert stability.check(samples, stats.summarize(samples), timer, threads, sampler, cpus)["warnings"] == []
+
+
 def test_checks_are_stored_with_the_run_and_printed_under_the_summary(models: Path, tmp_path: Path) -> None:
     store = tmp_path / "results.db"
     quick = {"min_seconds": 0, "warmup_seconds": 0, "energy": "off", "idle_seconds": 0, "store": store}

@@ -343,7 +343,7 @@ def test_threads_that_open_a_new_store_together_all_get_it(tmp_path: Path, recor
         errors: list[str] = []
         start = threading.Barrier(4)
 
-        def board() -> None:
+        def board(path: Path, start: threading.Barrier, errors: list[str]) -> None:
             start.wait()
             try:
                 with open_store(path) as db:
@@ -351,7 +351,7 @@ def test_threads_that_open_a_new_store_together_all_get_it(tmp_path: Path, recor
             except StoreError as exc:
                 errors.append(str(exc))
 
-        workers = [threading.Thread(target=board) for _ in range(4)]
+        workers = [threading.Thread(target=board, args=(path, start, errors)) for _ in range(4)]
         for worker in workers:
             worker.start()
         for worker in workers:

@@ -306,7 +306,9 @@ def profile(args, emit):
         thermal=thermal_report,
         throttled=thermal_report["throttled"],
         conditions={"sampler": sampler, "threads": threads_used, "process": {"pid": os.getpid()}},
-        stability=stability.check(samples, summary, timer, threads_used, sampler),
+        stability=stability.check(
+            samples, summary, timer, threads_used, sampler, len(affinity) if affinity else os.cpu_count()
+        ),
         **kept,
         **asked,
     )
