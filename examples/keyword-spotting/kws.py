@@ -47,14 +47,11 @@ def main() -> None:
 
     keras.utils.set_random_seed(args.seed)
     model = mlperf_tiny.ds_cnn(x_train.shape[1:], len(synth_speech.CLASSES))
-    started = time.perf_counter()
-    for rate, count in ((1e-3, epochs), (1e-4, min(2, epochs))):  # then two epochs at a tenth of the rate, to settle
-        model.compile(keras.optimizers.Adam(rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
-        model.fit(x_train, y_train, epochs=count, batch_size=batch, verbose=0)
+    loss = "sparse_categorical_crossentropy"
+    trained = flagship.train(model, x_train, y_train, rate=1e-3, epochs=epochs, batch=batch, loss=loss)
     accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
     print(
-        f"model: DS-CNN, {model.count_params():,} parameters, trained "
-        f"{epochs} + {min(2, epochs)} epochs in {time.perf_counter() - started:.0f} s: "
+        f"model: DS-CNN, {model.count_params():,} parameters, trained {trained}: "
         f"{accuracy:.1%} on the held-out speakers",
         flush=True,
     )
