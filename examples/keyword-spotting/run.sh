@@ -10,16 +10,5 @@ source "$HERE/../../scripts/lib/venv.sh"   # ensure_venv, apt_install
 ensure_venv "compress,dev"                   # the checkout's .venv, as ./scripts/test makes it
 apt_install espeak-ng || exit 2
 
-OUT=kws
-GATE=pcqat
-args=("$@")
-for i in "${!args[@]}"; do
-    case "${args[$i]}" in
-        --out) OUT="${args[$((i + 1))]}" ;;
-        --recipes) GATE="${args[$((i + 1))]##*,}" ;;
-    esac
-done
-python "$HERE/kws.py" "$@" || exit 2   # a failed run is an error, not a broken limit
-echo
-GATE="$(basename "$GATE" .toml)"   # a recipe file's models are in its stem's folder
-exec edgeprof check --budget "$HERE/budget.toml" "$OUT/$GATE/model.tflite"
+source "$HERE/../common/check.sh"           # run_and_check
+run_and_check "$HERE/kws.py" kws "$HERE/budget.toml" "$@"
