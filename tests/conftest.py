@@ -16,6 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 pytest_plugins = ["tests.helpers.agent_fixtures", "tests.helpers.real_models", "tests.testbed"]
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for ``pytest -n 2 --dist loadgroup`` (./scripts/test): every test of the board test bed in one worker,
+    since the bed is one set of namespaces and sshd processes; every other file whole in one worker, so that its
+    session fixtures (trained models, a demo store) are built once."""
+    for item in items:
+        group = "testbed" if "bed" in item.fixturenames else item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def board_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("board-cache")
