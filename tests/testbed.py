@@ -48,11 +48,33 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestBed]:
     reason = testbed.sshd_unavailable_reason()
     if reason is not None:
         pytest.skip(f"no OpenSSH test bed: {reason}")
+    _claim_for_this_worker(tmp_path_factory)
     the_bed = TestBed(tmp_path_factory.mktemp("testbed"))
     try:
         yield the_bed
     finally:
         the_bed.down()
+
+
+def _claim_for_this_worker(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One test bed per run: under pytest-xdist every test of it must be in one worker (tests/conftest.py's groups).
+    If the groups were lost, two beds would fight over namespaces and ports; say so instead of failing at random."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return
+    claim = tmp_path_factory.getbasetemp().parent / "testbed-worker"
+    try:
+        with open(claim, "x") as handle:
+            handle.write(worker)
+    except FileExistsError:
+        owner = claim.read_text()
+        if owner != worker:
+            pytest.fail(
+                f"the test bed is already up in worker {owner}: pytest-xdist did not keep the groups of "
+                "tests/conftest.py (pytest 9.2 with pytest-xdist 3.8 loses them: pytest-dev/pytest-xdist#1386); "
+                "install pytest<9.2, or run with -n 0",
+                pytrace=False,
+            )
 
 
 @pytest.fixture(scope="session")

@@ -387,7 +387,7 @@ class Runner:
     def run(self, wanted: int) -> None:
         """Run trials until the study holds ``wanted`` (complete, failed or running, on any host)."""
         self.wanted = wanted
-        heartbeat = Heartbeat(self.study._storage)
+        heartbeat = self._heartbeat = Heartbeat(self.study._storage)
         flying: dict[int, Any] = {}
         try:
             while True:
@@ -396,7 +396,6 @@ class Runner:
                     if asked is not None:
                         trial, recipe = asked
                         flying[trial.number] = trial  # first: the in-process executor runs the trial in submit
-                        heartbeat.add(trial._trial_id)
                         self._started[trial.number] = time.perf_counter()
                         self.executor.submit(self.ctx, trial.number, recipe, self.baseline_bytes)
                 if not flying:
@@ -420,12 +419,16 @@ class Runner:
         t0 = time.perf_counter()
         with quiet():
             trial = self.study.ask()
+        # At once: Optuna never fails a RUNNING trial without a heartbeat, so a host that died before its first
+        # beat would leave the trial running (and counted) for good.
+        self._heartbeat.add(trial._trial_id)
         number = trial.number
         try:
             recipe = self.space.suggest(trial)
             made = Recipe.from_dict(recipe, where=f"trial {number}")
         except (RecipeError, space_mod.SpaceError) as exc:
             self._fail(trial, f"recipe refused: {exc}")
+            self._heartbeat.remove(trial._trial_id)
             return None
         text = made.describe()
         trial.set_user_attr("recipe", recipe)
@@ -434,6 +437,7 @@ class Runner:
         if same is not None:
             self.say(f"trial {number}: {text}: the recipe of trial {same.number}, whose results it takes")
             self._copy(trial, same)
+            self._heartbeat.remove(trial._trial_id)
             self._repeats += 1
             return None
         self._repeats = 0
