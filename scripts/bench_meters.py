@@ -86,13 +86,11 @@ def one_run(model: Path, rate: float, duty: float, precision: float, max_seconds
             return out
         truth = meter.energy_per_inference_mj(record)
         windows = record["windows"]
-        rates = {}  # the watched processes' CPU share in each window: what the truth calls the board's idle
-        for name in ("idle", "idle_after"):
-            if windows.get(name):
-                start, end = windows[name]
-                quarters = [meter.truth(start + (end - start) * i / 4, start + (end - start) * (i + 1) / 4)
-                            for i in range(4)]  # fmt: skip
-                rates[name] = [round(q["cpu_s"] / q["seconds"], 4) for q in quarters]
+        rates = {  # the watched processes' CPU share in each quarter of the idle windows: the truth's resting draw
+            name: [round(r, 4) for r in meter.quarter_rates(*windows[name])]
+            for name in ("idle", "idle_after")
+            if windows.get(name)
+        }
         out.update(
             mj=energy["mj_per_inference"],
             u95=energy["mj_per_inference_u95"],
