@@ -42,7 +42,8 @@ PY
     want="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/constraints.txt" | sha256sum | cut -c1-16)-$extras"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! "$VENV/bin/python" -c "import edgeprof" 2>/dev/null; then
         log "installing edgeprof[$extras] into $VENV"
-        "$VENV/bin/python" -m pip install -q -c "$ROOT/scripts/constraints.txt" -e "$ROOT[$extras]"
+        # --resume-retries: the TensorFlow wheel is 572 MB, and a dropped connection halfway must not fail CI
+        "$VENV/bin/python" -m pip install -q --resume-retries 20 -c "$ROOT/scripts/constraints.txt" -e "$ROOT[$extras]"
         echo "$want" > "$stamp"
     fi
     export PATH="$VENV/bin:$PATH"
