@@ -85,12 +85,8 @@ def one_run(model: Path, rate: float, duty: float, precision: float, max_seconds
             out["reason"] = energy.get("reason")
             return out
         truth = meter.energy_per_inference_mj(record)
-        windows = record["windows"]
-        rates = {  # the watched processes' CPU share in each quarter of the idle windows: the truth's resting draw
-            name: [round(r, 4) for r in meter.quarter_rates(*windows[name])]
-            for name in ("idle", "idle_after")
-            if windows.get(name)
-        }
+        # the watched processes' CPU share in each quarter of the idle windows: what the truth takes as resting draw
+        rates = {name: [round(r, 4) for r in found] for name, found in meter.resting_rates(record["windows"]).items()}
         out.update(
             mj=energy["mj_per_inference"],
             u95=energy["mj_per_inference_u95"],

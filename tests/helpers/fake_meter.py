@@ -84,16 +84,20 @@ class FakeMeter:
         would extrapolate it over the whole loop (a 20 s loop at 10 % duty: the truth 45 % low)."""
         windows = measurement["windows"]
         run = self.truth(*windows["measure"])
-        rest = statistics.median(
-            rate for name in ("idle", "idle_after") if windows.get(name) for rate in self.quarter_rates(*windows[name])
-        )
+        rest = statistics.median(rate for rates in self.resting_rates(windows).values() for rate in rates)
         above_j = (self.active - self.idle) * (run["cpu_s"] - rest * run["seconds"])
         return above_j * 1000.0 / measurement["latency_ms"]["count"]
 
-    def quarter_rates(self, start: float, end: float) -> list[float]:
-        """The watched processes' CPU share in each quarter of a window."""
-        quarters = [self.truth(start + (end - start) * i / 4, start + (end - start) * (i + 1) / 4) for i in range(4)]
-        return [q["cpu_s"] / q["seconds"] for q in quarters]
+    def resting_rates(self, windows: dict[str, Any]) -> dict[str, list[float]]:
+        """The watched processes' CPU share in each quarter of the idle windows (before and after the loop)."""
+        found = {}
+        for name in ("idle", "idle_after"):
+            if windows.get(name):
+                start, end = windows[name]
+                quarters = [self.truth(start + (end - start) * i / 4, start + (end - start) * (i + 1) / 4)
+                            for i in range(4)]  # fmt: skip
+                found[name] = [q["cpu_s"] / q["seconds"] for q in quarters]
+        return found
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -387,12 +387,12 @@ class Runner:
     def run(self, wanted: int) -> None:
         """Run trials until the study holds ``wanted`` (complete, failed or running, on any host)."""
         self.wanted = wanted
-        heartbeat = self._heartbeat = Heartbeat(self.study._storage)
+        heartbeat = Heartbeat(self.study._storage)
         flying: dict[int, Any] = {}
         try:
             while True:
                 while len(flying) < self.executor.slots and self._more(wanted):
-                    asked = self._ask()
+                    asked = self._ask(heartbeat)
                     if asked is not None:
                         trial, recipe = asked
                         flying[trial.number] = trial  # first: the in-process executor runs the trial in submit
@@ -412,7 +412,7 @@ class Runner:
         finally:
             heartbeat.stop()
 
-    def _ask(self) -> tuple[Any, dict[str, Any]] | None:
+    def _ask(self, heartbeat: Heartbeat) -> tuple[Any, dict[str, Any]] | None:
         """The next trial and its recipe; None when it ended at once (a refused recipe, one already measured)."""
         from ..compress.recipe import Recipe
 
@@ -421,14 +421,14 @@ class Runner:
             trial = self.study.ask()
         # At once: Optuna never fails a RUNNING trial without a heartbeat, so a host that died before its first
         # beat would leave the trial running (and counted) for good.
-        self._heartbeat.add(trial._trial_id)
+        heartbeat.add(trial._trial_id)
         number = trial.number
         try:
             recipe = self.space.suggest(trial)
             made = Recipe.from_dict(recipe, where=f"trial {number}")
         except (RecipeError, space_mod.SpaceError) as exc:
             self._fail(trial, f"recipe refused: {exc}")
-            self._heartbeat.remove(trial._trial_id)
+            heartbeat.remove(trial._trial_id)
             return None
         text = made.describe()
         trial.set_user_attr("recipe", recipe)
@@ -437,7 +437,7 @@ class Runner:
         if same is not None:
             self.say(f"trial {number}: {text}: the recipe of trial {same.number}, whose results it takes")
             self._copy(trial, same)
-            self._heartbeat.remove(trial._trial_id)
+            heartbeat.remove(trial._trial_id)
             self._repeats += 1
             return None
         self._repeats = 0
