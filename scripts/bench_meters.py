@@ -7,7 +7,8 @@ busy CPU, Gaussian noise per reading, 0.1 W steps), so each run's true energy pe
 
 coverage   for a 1 Hz and a 10 Hz plug, at duty cycles 100 % and 10 %, N runs each (default 40) of a ~5 ms model
            (MobileNetV2 alpha 1.0 224x224 float32): the share of runs whose 95 % interval holds the truth (bar:
-           >= 95 %), with the median interval width and run length.
+           >= 95 %), with the median interval width and run length, and per window (idle, loop, idle after) the rms
+           of (mean reading - true mean power) / its stated standard error: about 1 when that error is honest.
 length     at 1 Hz, ±5 % asked, for the ~5 ms model and a ~50 ms one (the same network at 672x672), at duty cycles
            100 % and 10 %: how long the loop ran, how long the whole profile took, and the interval reached.
 length-sim the same question on a simulated plug and a board whose power is steady while the model runs (this
@@ -99,8 +100,24 @@ def one_run(model: Path, rate: float, duty: float, precision: float, max_seconds
             stopped=energy.get("stopped"),
             precision_reached=energy["precision_reached"],
             truth_cpu_share=rates,
+            windows=window_check(meter, energy),
         )
         return out
+
+
+def window_check(meter: FakeMeter, energy: dict) -> dict:
+    """Each window's mean reading and its standard error beside the trace's true mean power over the same span: a
+    miss then shows which window was off (the baseline or the loop) and by how many standard errors."""
+    found = {}
+    for name, stats in energy["windows"].items():
+        if stats.get("mean_w") is None:
+            continue
+        true = meter.truth(stats["start"], stats["end"])
+        true_w = meter.idle + (meter.active - meter.idle) * true["cpu_s"] / true["seconds"]
+        se = stats.get("se_w")
+        found[name] = {"readings": stats["readings"], "mean_w": stats["mean_w"], "se_w": se, "true_w": true_w,
+                       "z": (stats["mean_w"] - true_w) / se if se else None}  # fmt: skip
+    return found
 
 
 def coverage(args: argparse.Namespace, models: dict[str, Path], work: Path) -> list[dict]:
@@ -129,6 +146,7 @@ def coverage(args: argparse.Namespace, models: dict[str, Path], work: Path) -> l
                 "median_loop_s": statistics.median(r["measured_seconds"] for r in runs if "measured_seconds" in r),
                 "achieved_duty": statistics.median(r["duty"] for r in runs if "duty" in r),
                 "unavailable": [r.get("reason") or r.get("error") for r in runs if not r.get("available")],
+                "window_z_rms": window_z_rms(judged),
                 "detail": runs,
             }
             rows.append(row)
@@ -138,10 +156,23 @@ def coverage(args: argparse.Namespace, models: dict[str, Path], work: Path) -> l
                 f"median ±{(row['median_relative_u95'] or 0):.1%} wide, median |error| "
                 f"{(row['median_abs_error'] or 0):.1%}; loop {row['median_loop_s']:.1f} s, profile "
                 f"{row['median_profile_s']:.0f} s"
-                + (f"; {len(row['unavailable'])} without a figure" if row["unavailable"] else ""),
+                + (f"; {len(row['unavailable'])} without a figure" if row["unavailable"] else "")
+                + "; window z rms "
+                + ", ".join(f"{name} {z:.2f}" for name, z in row["window_z_rms"].items()),
                 flush=True,
             )
     return rows
+
+
+def window_z_rms(runs: list[dict]) -> dict[str, float]:
+    """Per window, the rms of (mean reading - true mean) / stated standard error: about 1 or less when the stated
+    uncertainty is honest (Student's t with few readings: a little above 1), well above 1 when it is too narrow."""
+    found: dict[str, list[float]] = {}
+    for run in runs:
+        for name, check in (run.get("windows") or {}).items():
+            if check.get("z") is not None:
+                found.setdefault(name, []).append(check["z"])
+    return {name: (sum(z * z for z in zs) / len(zs)) ** 0.5 for name, zs in found.items()}
 
 
 def length(args: argparse.Namespace, models: dict[str, Path], work: Path) -> list[dict]:
