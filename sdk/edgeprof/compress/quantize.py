@@ -15,7 +15,7 @@ from typing import Any
 from .. import _tf
 from ..data import Dataset
 from ..errors import CompressionError
-from . import analysis, attribution, export, masks, select, training
+from . import analysis, attribution, export, masks, ranges, select, training
 from .recipe import PTQ_MODES, QuantizeStep
 
 
@@ -181,6 +181,8 @@ def apply(
                 frozen.append(layer.name)
     # TF-MOT's prune-preserve skips DepthwiseConv2D, and one kernel without zeros turns it off in PCQAT: masks.
     zeros = masks.zero_masks(quantized) if step.mode in ("pqat", "pcqat") else []
+    # TF-MOT starts activation ranges at [-6, 6]: calibrate them like post-training int8 before fake-quant training.
+    calibrated = ranges.calibrate(quantized, model, data.representative(step.representative_samples, seed))
     training.compile_for(quantized, step.training, from_logits=not training.ends_in_softmax(model))
     history = training.fit(
         quantized, data, step.training, seed=seed, callbacks=[masks.keep_zeros(zeros)] if zeros else None
@@ -207,6 +209,7 @@ def apply(
             "mode": step.mode,
             "scheme": type(scheme(step.mode)).__name__,
             "text": f"{step.mode}: quantisation-aware training, {step.training.epochs} epochs, int8 export"
+            + f"; activation ranges calibrated on {calibrated['samples']} representative samples"
             + "".join(f"; TF-MOT split {name} into {' + '.join(parts)}" for name, parts in split.items())
             + _kept_text(preserved)
             + (f"; zeros of {len(masks.names(zeros))} pruned layers held by edgeprof's masks" if zeros else "")
@@ -218,6 +221,7 @@ def apply(
             "zero_masks": masks.names(zeros),
             "split": split,
             "final_loss": float(losses[-1]) if losses else None,
+            "calibrated_ranges": calibrated,
             "preserved": preserved,
             "int8_io": step.int8_io,
             **export_info,
