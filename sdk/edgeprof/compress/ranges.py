@@ -34,20 +34,19 @@ def _range_pairs(layer: Any) -> list[tuple[Any, Any]]:
     return [(pair["min"], pair["max"]) for pair in found.values() if "min" in pair and "max" in pair]
 
 
-def _probe(keras: Any, model: Any, names: list[str]) -> Any:
-    """A model from ``model``'s input to the float outputs of ``names``. A model that earlier steps rebuilt (pruning
-    and clustering strip their wrappers) has layers called in more than one graph, so ``layer.output`` may belong to
-    another one: then a fresh clone with the same weights, whose layers were each called once."""
-    for attempt in ("as is", "cloned"):
-        try:
-            if attempt == "cloned":
-                clone = keras.models.clone_model(model)
-                clone.set_weights(model.get_weights())
-                model = clone
-            return keras.Model(model.inputs, [model.get_layer(name).output for name in names])
-        except (ValueError, AttributeError, TypeError) as exc:
-            log.debug("QAT ranges: no probe of the float layers %s (%s)", attempt, str(exc).splitlines()[0][:200])
-    return None
+def _probe(model: Any, names: list[str]) -> Any:
+    """A model from the input to the float outputs of ``names``, built on a clone: a model that earlier steps rebuilt
+    (pruning and clustering strip their wrappers) has layers called in more than one graph, where ``layer.output``
+    may belong to another one; a clone's layers were each called once."""
+    from .. import _tf
+    from .models import clone
+
+    try:
+        fresh = clone(model)
+        return _tf.keras().Model(fresh.inputs, [fresh.get_layer(name).output for name in names])
+    except (ValueError, AttributeError, TypeError) as exc:
+        log.debug("QAT ranges: no probe of the float layers (%s)", str(exc).splitlines()[0][:200])
+        return None
 
 
 def calibrate(quantized: Any, model: Any, samples: np.ndarray) -> dict[str, int]:
@@ -55,9 +54,6 @@ def calibrate(quantized: Any, model: Any, samples: np.ndarray) -> dict[str, int]
 
     A wrapper is matched to the float layer of the same name; the input quantizer takes the samples' own range.
     Layers that TF-MOT's transforms made (no float twin) keep TF-MOT's start. Returns what was set and left."""
-    from .. import _tf
-
-    keras = _tf.keras()
     own = {layer.name for layer in model.layers}
     targets: dict[str | None, list[tuple[Any, Any]]] = {}
     left = 0
@@ -78,7 +74,7 @@ def calibrate(quantized: Any, model: Any, samples: np.ndarray) -> dict[str, int]
     if samples.size:
         ranges[None] = [float(samples.min()), float(samples.max())]
     if names:
-        probe = _probe(keras, model, names)
+        probe = _probe(model, names)
         if probe is None:
             left += sum(len(targets.pop(name)) for name in names)
             names = []
