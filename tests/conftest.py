@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # The device agent's fixtures (its interpreters, incl. the bullseye test bed; running agents), and the board test
 # bed's (real sshd boards, scripts/testbed/).
 pytest_plugins = ["tests.helpers.agent_fixtures", "tests.helpers.real_models", "tests.testbed"]
+
+# The Ctrl-C tests send SIGINT to the edgeprof they start, as a terminal does. A suite started in the background by a
+# non-interactive shell (`./scripts/test &`, nohup) inherits SIGINT ignored, and an ignored signal stays ignored
+# across exec: edgeprof would never see it. A handled one is reset to the default on exec, as in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
