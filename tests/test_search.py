@@ -70,6 +70,13 @@ def test_tpe_and_nsga2_ran_their_trials(studies: Path) -> None:
             if t["same_as"] is not None:  # a recipe drawn again takes the first one's measurements, not a rerun
                 first = next(o for o in result["trials"] if o["number"] == t["same_as"])
                 assert t["recipe"] == first["recipe"] and t["values"] == first["values"]
+    # NSGA-II is asked every field, those of a step left out too; a trial shows only what shaped its recipe
+    for t in _complete(_result(studies, "nsga2")):
+        assert ("prune.sparsity" in t["params"]) == t["params"]["prune.use"] == t["recipe"].startswith("prune")
+    # and a study this short is told that TPE did as well or better at its size in bench-search
+    advice = [line for line in _runs(studies)["nsga2"]["said"] if line.startswith("nsga2: 3 trials make")]
+    assert advice and "--sampler tpe" in advice[0]
+    assert not any(line.startswith("tpe:") or "nsga2:" in line for line in _runs(studies)["tpe"]["said"])
 
 
 def test_every_objective_is_the_stored_measurement(studies: Path) -> None:

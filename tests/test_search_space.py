@@ -135,6 +135,44 @@ def test_a_trial_asks_only_for_the_steps_it_uses() -> None:
     assert seen_on and seen_off
 
 
+def test_nsga2_breeds_the_fields_of_optional_steps() -> None:
+    """Optuna's NSGA-II crosses over only the parameters every finished trial has. Asked conditionally, an optional
+    step's fields drop out of that set as soon as one trial leaves the step out, and are drawn at random for ever:
+    NSGA-II was random search on them. edgeprof asks NSGA-II every field (dormant where the step is off)."""
+    import optuna
+
+    from edgeprof.search.study import sampler, suggest
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = _parse(GOOD)
+    fields = {"channels.ratio", "channels.criterion", "prune.sparsity", "prune.exclude", "quantize.mode"}
+
+    def bred(ask) -> set[str]:
+        study = optuna.create_study(directions=["minimize"] * 2, sampler=sampler("nsga2", 0, 24))
+        for i in range(12):  # three generations of 4
+            trial = study.ask()
+            ask(trial)
+            study.tell(trial, [float(i % 5), float(-i % 7)])
+        probe = study.ask()
+        return set(study.sampler.infer_relative_search_space(study, probe))
+
+    assert fields - bred(space.suggest), "the conditional space lost no field: the test's premise does not hold"
+    assert fields <= bred(lambda trial: suggest(space, trial, "nsga2"))
+
+    # a dormant field shapes nothing: the recipe and what `search show` lists are those of the steps used
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(20):
+        trial = study.ask()
+        recipe = suggest(space, trial, "nsga2")
+        assert fields <= set(trial.params)
+        shown = space.shaping(trial.params)
+        assert space.recipe(shown) == recipe
+        assert (
+            ("prune.sparsity" in shown) == trial.params["prune.use"] == ("prune" in [s["kind"] for s in recipe["step"]])
+        )
+        study.tell(trial, 1.0)
+
+
 def test_differences_name_each_changed_field() -> None:
     old = _parse(GOOD).to_dict()
     new = _parse(GOOD.replace("high = 0.8", "high = 0.9").replace('"dynamic", ', "")).to_dict()

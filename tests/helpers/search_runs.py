@@ -41,7 +41,7 @@ PRUNE80_PTQ = """
 [[step]]
 kind = "prune"
 optional = true
-sparsity = 0.8
+sparsity = [0.8]
 epochs = 1
 
 [[step]]
@@ -87,6 +87,7 @@ def main(models: Path, out: Path) -> dict:
             budget = out / f"{name}-budget.toml"
             budget.write_text(spec["budget"])
         started = time.perf_counter()
+        said: list[str] = []
         result = search(
             models / "cnn.keras",
             models / "digits.npz",
@@ -101,9 +102,9 @@ def main(models: Path, out: Path) -> dict:
             store=store,
             repeat=2,
             options=QUICK,
-            say=lambda msg: print(msg, file=sys.stderr, flush=True),
+            say=lambda msg, said=said: (said.append(msg), print(msg, file=sys.stderr, flush=True)),
         )
-        found[name] = {"result": result.to_dict(), "seconds": time.perf_counter() - started}
+        found[name] = {"result": result.to_dict(), "seconds": time.perf_counter() - started, "said": said}
     (out / "runs.json").write_text(json.dumps(found, indent=1, default=str))
     return found
 

@@ -26,7 +26,7 @@ from . import space as space_mod
 from .objectives import check_measurable
 from .objectives import parse as parse_objectives
 from .results import StudyResult, export, load_result
-from .study import SAMPLERS, Runner, Settings, StudyError, existing, open_study
+from .study import SAMPLERS, Runner, Settings, StudyError, existing, open_study, sampler_advice
 from .trial import Context
 
 Say = Callable[[str], None]
@@ -206,6 +206,9 @@ def search(
         )
         say(f"study {name} in {db.location}: {settings.sampler}, {trials} trials, objectives "
             f"{', '.join(settings.objectives)}, on {', '.join(settings.targets)} ({runner.executor.name})")  # fmt: skip
+        advice = sampler_advice(settings.sampler, trials)
+        if advice is not None:
+            say(advice)
         runner.run(trials)
         return load_result(db, name)
     finally:

@@ -224,6 +224,7 @@ def _speed(figures: dict[str, Any]) -> str:
 def _rows(study: Any, settings: Settings, objectives: list[Objective]) -> list[TrialRow]:
     rows = []
     primary = next(o for o in objectives if o.efficiency)
+    space = settings.space_obj()
     for t in study.get_trials(deepcopy=False):
         attrs = t.user_attrs
         figures = attrs.get("figures") or {}
@@ -233,7 +234,7 @@ def _rows(study: Any, settings: Settings, objectives: list[Objective]) -> list[T
                 number=t.number,
                 state=t.state.name,
                 recipe=attrs.get("recipe_text") or figures.get("recipe") or "",
-                params=dict(t.params),
+                params=space.shaping(dict(t.params)),  # NSGA-II's dormant fields left out
                 values=values,
                 figures=figures,
                 ratio=attrs.get("ratio", ratio(figures, primary) if figures and values else None),

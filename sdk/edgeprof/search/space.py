@@ -171,23 +171,40 @@ class Space:
     def step(self, name: str) -> StepSpec:
         return next(s for s in self.steps if s.name == name)
 
-    def suggest(self, trial: Any) -> dict[str, Any]:
-        """The recipe (as ``Recipe.from_dict`` reads it) for the values the trial's sampler picks; only the
-        parameters of the steps used are asked, so a trial's parameters are exactly what shaped its recipe."""
+    def suggest(self, trial: Any, *, dormant: bool = False) -> dict[str, Any]:
+        """The recipe (as ``Recipe.from_dict`` reads it) for the values the trial's sampler picks.
+
+        By default only the parameters of the steps used are asked, so a trial's parameters are exactly what shaped
+        its recipe (TPE models such a conditional space). With ``dormant`` every parameter is asked, those of steps
+        left out too: a genetic algorithm (Optuna's NSGA-II) breeds only the parameters every trial has, and would
+        otherwise draw each optional step's fields at random for ever. The recipe is the same either way."""
         chosen: dict[str, Any] = {}
         order = self.orders[0]
         if self.order_param is not None:
             chosen["order"] = self.order_param.suggest(trial)
             order = tuple(chosen["order"].split(" > "))
-        for name in order:
-            step = self.step(name)
+        steps = [self.step(name) for name in order]
+        if dormant:
+            steps += [s for s in self.steps if s.name not in order]
+        for step in steps:
             if step.optional:
                 chosen[step.use.name] = step.use.suggest(trial)
-                if not chosen[step.use.name]:
+                if not chosen[step.use.name] and not dormant:
                     continue
             for param in step.params():
                 chosen[param.name] = param.suggest(trial)
         return self.recipe(chosen)
+
+    def shaping(self, chosen: dict[str, Any]) -> dict[str, Any]:
+        """Of a trial's parameters, those that shaped its recipe (without the dormant ones of steps left out)."""
+        order = tuple(chosen["order"].split(" > ")) if "order" in chosen else self.orders[0]
+        names = {"order"}
+        for name in order:
+            step = self.step(name)
+            names.add(step.use.name)
+            if not step.optional or chosen.get(step.use.name, True):
+                names.update(p.name for p in step.params())
+        return {k: v for k, v in chosen.items() if k in names}
 
     def recipe(self, chosen: dict[str, Any]) -> dict[str, Any]:
         """The recipe dict for a full set of chosen values (a trial's ``params``)."""
