@@ -176,29 +176,41 @@ class Report:
     # -- HTML -----------------------------------------------------------------------------------------------------
 
     def _runs_table(self) -> str:
+        """One row a run. The conditions share a cell (runtime, threads, delegate) and a column nobody's run fills
+        (group, caveats) is left out, so that the table fits a 1366 px laptop screen."""
         names = labels(self.data)
-        any_energy = any(energy_mj(r["record"]) is not None for r in self.data.runs)
+        runs = self.data.runs
+        any_energy = any(energy_mj(r["record"]) is not None for r in runs)
+        any_group = any(_group(r) for r in runs)
+        any_caveat = any(r.get("caveats") for r in runs)
         head = (
-            "<tr><th>run</th><th class=l>model</th><th class=l>target</th><th class=l>runtime</th><th>threads</th>"
-            "<th class=l>delegate</th><th>runs</th><th>median ms</th><th>p90 ms</th><th>p99 ms</th><th>std ms</th>"
-            "<th>peak RSS</th>"
+            "<tr><th>run</th><th class=l>model</th><th class=l>target</th>"
+            "<th class=l>runtime<br><span class=note>threads · delegate</span></th>"
+            "<th>runs</th><th>median ms</th><th>p90 ms</th><th>p99 ms</th><th>std ms</th><th>peak RSS</th>"
             + ("<th>energy mJ<br><span class=note>± 95 % (meter)</span></th>" if any_energy else "")
-            + "<th class=l>thermal</th><th class=l>group</th><th class=l>when (UTC)</th>"
-            "<th class=l>caveats</th></tr>"
+            + "<th class=l>thermal</th>"
+            + ("<th class=l>group</th>" if any_group else "")
+            + "<th class=l>when (UTC)</th>"
+            + ("<th class=l>caveats</th>" if any_caveat else "")
+            + "</tr>"
         )
         body = []
-        for r in self.data.runs:
+        for r in runs:
             rec = r["record"]
 
             def td(metric: str, text: str, r: dict[str, Any] = r) -> str:
                 cls = _budget_class(self._check(r["model_sha256"], r["target"], metric))
                 return f"<td class='{cls}'>{text}</td>" if cls else f"<td>{text}</td>"
 
+            threads = r["threads"] or "default"
+            when = r["created_at"][:19].split("T")
             body.append(
                 "<tr>"
                 f"<td>#{r['id']}</td><td class=l>{_e(names.get(r['model_sha256'], r['model_name']))}</td>"
-                f"<td class=l>{_e(r['target'])}</td><td class=l>{_e(r['runtime'])} {_e(r['runtime_version'])}</td>"
-                f"<td>{_e(r['threads'] or 'default')}</td><td class=l>{_e(r['delegate'])}</td><td>{r['runs']}</td>"
+                f"<td class=l>{_e(r['target'])}</td>"
+                f"<td class=l>{_e(r['runtime'])} {_e(r['runtime_version'])}<br>"
+                f"<span class=note>{_e(threads)} thread{'s' * (threads != 1)} · {_e(r['delegate'])}</span></td>"
+                f"<td>{r['runs']}</td>"
                 + td("median_ms", _table.ms(r["median_ms"]))
                 + td("p90_ms", _table.ms(r["p90_ms"]))
                 + td("p99_ms", _table.ms(r["p99_ms"]))
@@ -206,14 +218,19 @@ class Report:
                 + td("peak_memory_mib", _table.size(r["peak_rss_kb"] * 1024 if r["peak_rss_kb"] else None))
                 + (td("energy_mj", _e(energy_cell(load(rec)))) if any_energy else "")
                 + f"<td class=l>{_thermal(rec)}</td>"
-                f"<td class=l>{_e(_group(r))}</td>"
-                f"<td class=l>{_e(r['created_at'][:19].replace('T', ' '))}</td>"
-                f"<td class='l note-cell{' bad' if r.get('caveats') else ''}'>{_e(r.get('caveats') or '')}</td></tr>"
+                + (f"<td class=l>{_e(_group(r))}</td>" if any_group else "")
+                + f"<td class=l>{'<br>'.join(_e(part) for part in when)}</td>"
+                + (
+                    f"<td class='l note-cell{' bad' if r.get('caveats') else ''}'>{_e(r.get('caveats') or '')}</td>"
+                    if any_caveat
+                    else ""
+                )
+                + "</tr>"
             )
         unknown = sorted(
             {
                 f"{r['target']}: {(r['record'].get('thermal') or {}).get('throttle_reason') or 'not recorded'}"
-                for r in self.data.runs
+                for r in runs
                 if r["record"].get("throttled") is None
             }
         )
