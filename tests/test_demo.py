@@ -5,6 +5,8 @@ obvious next step (compressing its model on its saved data split) is compared wi
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,6 +57,29 @@ def test_demo_end_to_end(demo: dict[str, Any]) -> None:
     # The table the user sees carries the same figures.
     assert f"{small['gzip_ratio']:.1f}x" in done.stdout
     assert "p90 ms" in done.stdout
+    # Faster or not is `results compare`'s verdict on the two stored runs, which the demo names.
+    ids = f"{base['profile_id']} {small['profile_id']}"
+    compared = run_cli("results", "compare", *ids.split(), "--store", str(demo["store"]), "--json")
+    assert compared.returncode == 0, compared.stderr
+    verdict = json.loads(compared.stdout)["verdict"]
+    assert summary["latency"]["verdict"] == verdict
+    assert f"latency {verdict} (Mann-Whitney U, one process each: edgeprof results compare {ids})" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_readme_shows_the_demo_as_it_prints(demo: dict[str, Any]) -> None:
+    """The README's copy of the demo's output has the lines the demo prints, the figures aside (they are measured)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shown = readme[readme.index("```\nmodel       accuracy") + 4 :]
+    shown = shown[: shown.index("```")].strip().splitlines()
+    printed = demo["done"].stdout.splitlines()
+    start = next(i for i, line in enumerate(printed) if line.startswith("model "))
+    printed = printed[start : start + len(shown)]
+
+    def shape(line: str) -> str:  # figures become '#', so that only the words and the layout are compared
+        return re.sub(r"\s+", " ", re.sub(r"[-+]?\d[\d,.]*", "#", line)).strip()
+
+    assert [shape(line) for line in shown] == [shape(line) for line in printed]
 
 
 @pytest.mark.slow

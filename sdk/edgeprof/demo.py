@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import _table, _tf
+from .compare import compare
 from .compress import ClusterStep, PruneStep, QuantizeStep, Recipe, Training, compress
 from .data import Dataset, digits, load_data
 from .profile import ProfileOptions, profile
@@ -134,9 +135,11 @@ def run(
         "recipe": compressed.manifest["recipe"],
         "target": "local",
     }
+    records = {}
     for key, result in (("baseline", baseline), ("compressed", compressed)):
         say(f"profiling the {key} model on local")
         measured = profile(result.tflite_path, "local", options=options, store=store)
+        records[key] = measured.to_dict()
         m = result.manifest
         summary[key] = {
             "model": str(result.tflite_path),
@@ -157,6 +160,17 @@ def run(
             "compression_id": result.id,
         }
     summary["accuracy_drop_pp"] = 100 * (summary["baseline"]["accuracy"] - summary["compressed"]["accuracy"])
+    # Faster or not is compare's verdict on the two stored runs (as `edgeprof results compare A B`), never the ratio
+    # of two medians: a few percent either way is within the noise of one process each.
+    speed = compare(records["baseline"], records["compressed"])
+    summary["latency"] = {
+        "verdict": speed.verdict,
+        "significant": speed.significant,
+        "change": speed.change,
+        "ci": [speed.ci_low, speed.ci_high],
+        "test": speed.test,
+        "band": speed.band_from,
+    }
     summary["seconds"] = time.perf_counter() - started
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return DemoResult(out_dir, summary)

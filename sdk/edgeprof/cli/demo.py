@@ -44,7 +44,9 @@ def command(out: str, runs: int, as_json: bool, store: str) -> None:
     s = result.summary
     click.echo(
         f"\ncompressed model: {s['compressed']['gzip_ratio']:.1f}x smaller gzipped, accuracy "
-        f"{-s['accuracy_drop_pp']:+.1f} pp; {s['compressed']['runs']} runs each, 1 thread, "
+        f"{-s['accuracy_drop_pp']:+.1f} pp, latency {s['latency']['verdict']} ({s['latency']['test']}, one process "
+        f"each: edgeprof results compare {s['baseline']['profile_id']} {s['compressed']['profile_id']}); "
+        f"{s['baseline']['runs']:,} and {s['compressed']['runs']:,} inferences timed, 1 thread, "
         f"{s['compressed']['runtime']} ({s['compressed']['delegate']})"
     )
     click.echo(f"wrote {result.out_dir / 'summary.json'}")
