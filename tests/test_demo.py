@@ -23,7 +23,7 @@ from tests.conftest import run_cli
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("demo")
     store = folder / "results.db"
-    done = run_cli("demo", "--out", str(folder / "demo"), "--runs", "200", "--store", str(store))
+    done = run_cli("demo", "--out", str(folder / "demo"), "--runs", "200", "--repeat", "2", "--store", str(store))
     assert done.returncode == 0, done.stderr
     return {"out": folder / "demo", "store": store, "done": done}
 
@@ -44,26 +44,28 @@ def test_demo_end_to_end(demo: dict[str, Any]) -> None:
             entry["gzip_bytes"],
             entry["sha256"],
         )
-    # ... and of the runs in the store.
+    # ... and of the runs in the store: a group of fresh agent processes per model, its figures their medians.
     with open_store(demo["store"]) as db:
         for entry in (base, small):
-            stored = db.profile(entry["profile_id"])
-            assert stored["model_sha256"] == entry["sha256"]
-            assert stored["median_ms"] == pytest.approx(entry["p50_ms"])
-            assert stored["p90_ms"] == pytest.approx(entry["p90_ms"])
-            assert stored["peak_rss_kb"] == entry["peak_rss_kb"]
+            runs = db.group(entry["group_id"])["runs"]
+            assert [r["id"] for r in runs] == entry["profile_ids"] and len(runs) == entry["processes"] == 2
+            assert {r["model_sha256"] for r in runs} == {entry["sha256"]}
+            assert float(np.median([r["median_ms"] for r in runs])) == pytest.approx(entry["p50_ms"])
+            assert float(np.median([r["p90_ms"] for r in runs])) == pytest.approx(entry["p90_ms"])
+            assert max(r["peak_rss_kb"] for r in runs) == entry["peak_rss_kb"]
         compressions = {row["id"]: row for row in db.compressions()}
         assert compressions[small["compression_id"]]["accuracy_tflite"] == pytest.approx(small["accuracy"])
     # The table the user sees carries the same figures.
     assert f"{small['gzip_ratio']:.1f}x" in done.stdout
     assert "p90 ms" in done.stdout
-    # Faster or not is `results compare`'s verdict on the two stored runs, which the demo names.
-    ids = f"{base['profile_id']} {small['profile_id']}"
-    compared = run_cli("results", "compare", *ids.split(), "--store", str(demo["store"]), "--json")
+    # Faster or not is `results compare`'s verdict on the two stored groups (interleaved: paired by round), which the
+    # demo names.
+    groups = f"g:{base['group_id']} g:{small['group_id']}"
+    compared = run_cli("results", "compare", *groups.split(), "--store", str(demo["store"]), "--json")
     assert compared.returncode == 0, compared.stderr
     verdict = json.loads(compared.stdout)["verdict"]
     assert summary["latency"]["verdict"] == verdict
-    assert f"latency {verdict} (Mann-Whitney U, one process each: edgeprof results compare {ids})" in done.stdout
+    assert f"latency {verdict} (paired t over 2 rounds: edgeprof results compare {groups})" in done.stdout
 
 
 @pytest.mark.slow

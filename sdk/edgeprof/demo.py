@@ -2,13 +2,15 @@
 
 It trains a small CNN on scikit-learn's handwritten digits (real data that ships inside the package, so nothing is
 downloaded), compresses it with 80 % pruning, 16 clusters that keep the zeros and full int8 quantisation, profiles
-the float baseline and the compressed model with the device agent, and writes every figure to ``summary.json``.
+the float baseline and the compressed model with the device agent (fresh processes, interleaved, judged by
+``compare``), and writes every figure to ``summary.json``.
 The data split is saved as ``digits.npz`` beside the models, so later compressions of ``digits_cnn.keras`` can be
 evaluated on the same test set and compared with the demo's baseline.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from . import _table, _tf
 from .compare import compare
 from .compress import ClusterStep, PruneStep, QuantizeStep, Recipe, Training, compress
 from .data import Dataset, digits, load_data
-from .profile import ProfileOptions, profile
+from .profile import ProfileOptions, profile_models
 
 SEED = 7
 
@@ -105,6 +107,7 @@ def run(
     *,
     store: Any = "default",
     runs: int = 500,
+    repeat: int = 3,
     progress: Callable[[str], None] | None = None,
 ) -> DemoResult:
     say = progress or (lambda _m: None)
@@ -135,12 +138,14 @@ def run(
         "recipe": compressed.manifest["recipe"],
         "target": "local",
     }
-    records = {}
-    for key, result in (("baseline", baseline), ("compressed", compressed)):
-        say(f"profiling the {key} model on local")
-        measured = profile(result.tflite_path, "local", options=options, store=store)
-        records[key] = measured.to_dict()
+    say(f"profiling the baseline and the compressed model on local: {repeat} fresh agent process(es) each, interleaved")
+    groups = profile_models(
+        [baseline.tflite_path, compressed.tflite_path], "local", repeat=repeat, options=options, store=store
+    )
+    for key, result, group in (("baseline", baseline, groups[0]), ("compressed", compressed, groups[1])):
         m = result.manifest
+        first = group.runs[0]
+        spread = group.spread
         summary[key] = {
             "model": str(result.tflite_path),
             "sha256": m["tflite"]["sha256"],
@@ -149,20 +154,23 @@ def run(
             "gzip_bytes": m["tflite"]["gzip_bytes"],
             "gzip_ratio": baseline.manifest["tflite"]["gzip_bytes"] / m["tflite"]["gzip_bytes"],
             "raw_ratio": baseline.manifest["tflite"]["size_bytes"] / m["tflite"]["size_bytes"],
-            "p50_ms": measured.latency_ms["median"],
-            "p90_ms": measured.latency_ms["p90"],
-            "peak_rss_kb": measured.peak_rss_kb,
-            "runtime": measured.runtime,
-            "threads": measured.measurement.get("threads"),
-            "delegate": measured.measurement.get("delegate"),
-            "runs": measured.latency_ms["count"],
-            "profile_id": measured.id,
+            "p50_ms": group.latency_ms["median"],  # with several processes, the median of their figures
+            "p90_ms": group.latency_ms["p90"],
+            "peak_rss_kb": max(r.peak_rss_kb or 0 for r in group.runs),
+            "runtime": first.runtime,
+            "threads": first.measurement.get("threads"),
+            "delegate": first.measurement.get("delegate"),
+            "runs": group.latency_ms["count"],
+            "processes": len(group.runs),
+            "spread": dataclasses.asdict(spread) if spread is not None else None,
+            "group_id": group.id,
+            "profile_ids": [r.id for r in group.runs],
             "compression_id": result.id,
         }
     summary["accuracy_drop_pp"] = 100 * (summary["baseline"]["accuracy"] - summary["compressed"]["accuracy"])
-    # Faster or not is compare's verdict on the two stored runs (as `edgeprof results compare A B`), never the ratio
-    # of two medians: a few percent either way is within the noise of one process each.
-    speed = compare(records["baseline"], records["compressed"])
+    # Faster or not is compare's verdict on the stored runs (`edgeprof results compare g:A g:B`), never the ratio of
+    # two medians: the processes are the unit, paired round by round, so the noise between them is measured.
+    speed = compare([r.to_dict() for r in groups[0].runs], [r.to_dict() for r in groups[1].runs])
     summary["latency"] = {
         "verdict": speed.verdict,
         "significant": speed.significant,
@@ -170,6 +178,12 @@ def run(
         "ci": [speed.ci_low, speed.ci_high],
         "test": speed.test,
         "band": speed.band_from,
+        "compare": "edgeprof results compare "
+        + (
+            f"g:{groups[0].id} g:{groups[1].id}"
+            if groups[0].id is not None
+            else f"{groups[0].runs[0].id} {groups[1].runs[0].id}"
+        ),
     }
     summary["seconds"] = time.perf_counter() - started
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
