@@ -79,7 +79,8 @@ th { background: #f5f5f5; } td.l, th.l { text-align: left; } figure { margin: 1.
 figure img { max-width: 100%; border: 1px solid #eee; } figcaption { color: #555; font-size: 13px; }
 .wide { overflow-x: auto; } .good { color: #17803d; } .bad { color: #b3261e; } .note { color: #666; font-size: 12px; }
 td.good, td.bad { font-weight: 600; } .legend { font-size: 12px; color: #555; }
-td.recipe { min-width: 11em; } td.note-cell { min-width: 14em; white-space: normal; font-size: 12px; }
+td.recipe { min-width: 11em; } td.caveat { white-space: normal; font-size: 12px; }
+td.note-cell { min-width: 14em; white-space: normal; font-size: 12px; }
 @media (max-width: 760px) {
   body { margin: 1em auto; padding: 0 0.6em; }
   /* On a phone a plot scaled to the screen is too small to read: keep it legible and let it scroll sideways. */
@@ -176,13 +177,13 @@ class Report:
     # -- HTML -----------------------------------------------------------------------------------------------------
 
     def _runs_table(self) -> str:
-        """One row a run. The conditions share a cell (runtime, threads, delegate) and a column nobody's run fills
-        (group, caveats) is left out, so that the table fits a 1366 px laptop screen."""
+        """One row a run. The conditions share a cell (runtime, threads, delegate), the group column is left out when
+        no run has one, and a run's caveats take a full-width line under it, so that the table fits a 1366 px
+        laptop screen."""
         names = labels(self.data)
         runs = self.data.runs
         any_energy = any(energy_mj(r["record"]) is not None for r in runs)
         any_group = any(_group(r) for r in runs)
-        any_caveat = any(r.get("caveats") for r in runs)
         head = (
             "<tr><th>run</th><th class=l>model</th><th class=l>target</th>"
             "<th class=l>runtime<br><span class=note>threads · delegate</span></th>"
@@ -190,9 +191,7 @@ class Report:
             + ("<th>energy mJ<br><span class=note>± 95 % (meter)</span></th>" if any_energy else "")
             + "<th class=l>thermal</th>"
             + ("<th class=l>group</th>" if any_group else "")
-            + "<th class=l>when (UTC)</th>"
-            + ("<th class=l>caveats</th>" if any_caveat else "")
-            + "</tr>"
+            + "<th class=l>when (UTC)</th></tr>"
         )
         body = []
         for r in runs:
@@ -219,14 +218,11 @@ class Report:
                 + (td("energy_mj", _e(energy_cell(load(rec)))) if any_energy else "")
                 + f"<td class=l>{_thermal(rec)}</td>"
                 + (f"<td class=l>{_e(_group(r))}</td>" if any_group else "")
-                + f"<td class=l>{'<br>'.join(_e(part) for part in when)}</td>"
-                + (
-                    f"<td class='l note-cell{' bad' if r.get('caveats') else ''}'>{_e(r.get('caveats') or '')}</td>"
-                    if any_caveat
-                    else ""
-                )
-                + "</tr>"
+                + f"<td class=l>{'<br>'.join(_e(part) for part in when)}</td></tr>"
             )
+            if r.get("caveats"):  # under the run, across the figures it qualifies
+                span = 11 + any_energy + any_group
+                body.append(f"<tr><td></td><td class='l caveat bad' colspan={span}>⚠ {_e(r['caveats'])}</td></tr>")
         unknown = sorted(
             {
                 f"{r['target']}: {(r['record'].get('thermal') or {}).get('throttle_reason') or 'not recorded'}"
