@@ -96,7 +96,7 @@ class DemoResult:
                     f"{s['gzip_ratio']:.1f}x",
                     _table.ms(s["p50_ms"]),
                     _table.ms(s["p90_ms"]),
-                    _table.size(s["peak_rss_kb"] * 1024),
+                    _table.size(s["peak_rss_kb"] * 1024 if s["peak_rss_kb"] else None),
                 ]
             )
         return _table.table(["model", "accuracy", "F1", "size", "gzip", "ratio", "p50 ms", "p90 ms", "peak RSS"], rows)
@@ -156,7 +156,7 @@ def run(
             "raw_ratio": baseline.manifest["tflite"]["size_bytes"] / m["tflite"]["size_bytes"],
             "p50_ms": group.latency_ms["median"],  # with several processes, the median of their figures
             "p90_ms": group.latency_ms["p90"],
-            "peak_rss_kb": max(r.peak_rss_kb or 0 for r in group.runs),
+            "peak_rss_kb": max((r.peak_rss_kb for r in group.runs if r.peak_rss_kb), default=None),  # None: unmeasured
             "runtime": first.runtime,
             "threads": first.measurement.get("threads"),
             "delegate": first.measurement.get("delegate"),

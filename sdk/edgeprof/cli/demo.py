@@ -50,13 +50,13 @@ def command(out: str, runs: int, repeat: int, as_json: bool, store: str) -> None
     click.echo("")
     click.echo(result.table())
     s = result.summary
+    processes = s["baseline"]["processes"]
     click.echo(
         f"\ncompressed model: {s['compressed']['gzip_ratio']:.1f}x smaller gzipped, accuracy "
         f"{-s['accuracy_drop_pp']:+.1f} pp, latency {s['latency']['verdict']} ({s['latency']['test']}"
-        f"{', one process each' if repeat == 1 else ''}: {s['latency']['compare']}); {repeat} process"
-        f"{'es' * (repeat != 1)} a model, {s['baseline']['runs']:,} and {s['compressed']['runs']:,} inferences timed, "
-        "1 thread, "
-        f"{s['compressed']['runtime']} ({s['compressed']['delegate']})"
+        f"{', one process each' if processes == 1 else ''}: {s['latency']['compare']}); {processes} process"
+        f"{'es' * (processes != 1)} a model, {s['baseline']['runs']:,} and {s['compressed']['runs']:,} inferences "
+        f"timed, 1 thread, {s['compressed']['runtime']} ({s['compressed']['delegate']})"
     )
     click.echo(f"wrote {result.out_dir / 'summary.json'}")
     out_dir = result.out_dir
